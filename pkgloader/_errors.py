@@ -1,0 +1,342 @@
+"""The whole pkgloader exception hierarchy, with stable error codes.
+
+This module imports nothing from pkgloader. Every error pkgloader raises is a
+``PkgLoaderError``; third-party exceptions (httpx, cryptography, tomllib) are mapped
+to one of these and never leak.
+
+    PkgLoaderError                      exit 1   (internal; subclasses pick their own)
+    ├── InputError(ValueError)          exit 2   bad input: refs, versions, config, usage
+    │   ├── InvalidPackageRef           invalid-package-ref
+    │   ├── InvalidVersion              invalid-version
+    │   ├── InvalidVersionReq           invalid-version-req
+    │   ├── ConfigError                 invalid-config
+    │   ├── RegistryNotConfigured       no-registry
+    │   └── UsageError                  usage
+    ├── NotFoundError                   exit 3
+    │   ├── PackageNotFound             package-not-found
+    │   ├── NoMatchingVersion           no-matching-version
+    │   ├── VersionYanked               version-yanked
+    │   └── OfflineCacheMiss            offline-cache-miss
+    ├── AuthError                       exit 4   auth-failed
+    ├── IntegrityError                  exit 5
+    │   ├── DigestMismatch              digest-mismatch
+    │   ├── SizeMismatch                size-mismatch
+    │   ├── InvalidManifest             invalid-manifest (+ more specific codes)
+    │   ├── InvalidContent              not-wasm
+    │   ├── LockedDigestMismatch        locked-digest-mismatch
+    │   └── WargVerificationError       warg-* (one subclass per failure mode)
+    ├── NetworkError                    exit 6   network-error
+    │   ├── RegistryTimeout             timeout
+    │   ├── TLSError                    tls-error
+    │   └── RegistryError               registry-error (unexpected answer)
+    ├── ConflictError                   exit 7
+    │   ├── OutputExists                output-exists
+    │   ├── VersionExists               version-exists
+    │   └── LockOutOfDate               lock-out-of-date
+    └── LocalIOError                    exit 8   io-error
+
+Each error carries a one-line ``message``, optional ``details`` (lines of facts:
+redacted URL, config layer, expected vs got) and at most one ``hint``.
+``render()`` gives the text the CLI prints.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Iterable
+
+__all__ = [
+    "PkgLoaderError",
+    "InputError",
+    "InvalidPackageRef",
+    "InvalidVersion",
+    "InvalidVersionReq",
+    "ConfigError",
+    "RegistryNotConfigured",
+    "UsageError",
+    "NotFoundError",
+    "PackageNotFound",
+    "NoMatchingVersion",
+    "VersionYanked",
+    "OfflineCacheMiss",
+    "AuthError",
+    "IntegrityError",
+    "DigestMismatch",
+    "SizeMismatch",
+    "InvalidManifest",
+    "InvalidContent",
+    "LockedDigestMismatch",
+    "WargVerificationError",
+    "WargSignatureError",
+    "WargChainError",
+    "WargUnauthorized",
+    "WargInvalidRecord",
+    "WargTimestampError",
+    "WargProofError",
+    "WargRewind",
+    "WargFork",
+    "WargRootMismatch",
+    "WargUnsupported",
+    "NetworkError",
+    "RegistryTimeout",
+    "TLSError",
+    "RegistryError",
+    "ConflictError",
+    "OutputExists",
+    "VersionExists",
+    "LockOutOfDate",
+    "LocalIOError",
+    "EXIT_CODES",
+]
+
+
+class PkgLoaderError(Exception):
+    """Base class of every error pkgloader raises."""
+
+    code: ClassVar[str] = "internal-error"
+    exit_code: ClassVar[int] = 1
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        details: Iterable[str] = (),
+        hint: str | None = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = list(details)
+        self.hint = hint
+        if code is not None:
+            # A more specific stable code for one failure mode of this class.
+            self.code = code  # type: ignore[misc]
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.code!r}, {self.message!r})"
+
+    def render(self) -> str:
+        """The multi-line text shown to a user (no traceback)."""
+        lines = [f"error[{self.code}]: {self.message}"]
+        lines.extend(f"  {d}" for d in self.details)
+        if self.hint:
+            lines.append(f"  hint: {self.hint}")
+        return "\n".join(lines)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "code": self.code,
+            "exit_code": self.exit_code,
+            "message": self.message,
+            "details": list(self.details),
+            "hint": self.hint,
+        }
+
+
+# --- bad input (exit 2) -------------------------------------------------------------
+
+
+class InputError(PkgLoaderError, ValueError):
+    """The user's input (a reference, a version, a config file, a flag) is wrong."""
+
+    code = "invalid-input"
+    exit_code = 2
+
+
+class InvalidPackageRef(InputError):
+    code = "invalid-package-ref"
+
+
+class InvalidVersion(InputError):
+    code = "invalid-version"
+
+
+class InvalidVersionReq(InputError):
+    code = "invalid-version-req"
+
+
+class ConfigError(InputError):
+    code = "invalid-config"
+
+
+class RegistryNotConfigured(InputError):
+    code = "no-registry"
+
+
+class UsageError(InputError):
+    code = "usage"
+
+
+# --- not found (exit 3) -------------------------------------------------------------
+
+
+class NotFoundError(PkgLoaderError):
+    code = "not-found"
+    exit_code = 3
+
+
+class PackageNotFound(NotFoundError):
+    code = "package-not-found"
+
+
+class NoMatchingVersion(NotFoundError):
+    code = "no-matching-version"
+
+
+class VersionYanked(NotFoundError):
+    code = "version-yanked"
+
+
+class OfflineCacheMiss(NotFoundError):
+    code = "offline-cache-miss"
+
+
+# --- auth (exit 4) ------------------------------------------------------------------
+
+
+class AuthError(PkgLoaderError):
+    code = "auth-failed"
+    exit_code = 4
+
+
+# --- integrity (exit 5) -------------------------------------------------------------
+
+
+class IntegrityError(PkgLoaderError):
+    code = "integrity-error"
+    exit_code = 5
+
+
+class DigestMismatch(IntegrityError):
+    code = "digest-mismatch"
+
+
+class SizeMismatch(IntegrityError):
+    code = "size-mismatch"
+
+
+class InvalidManifest(IntegrityError):
+    """A manifest pkgloader cannot use. Specific codes: ``no-wasm-layer``,
+    ``multiple-wasm-layers``, ``manifest-too-large``, ``strict-layout``,
+    ``unsupported-media-type``."""
+
+    code = "invalid-manifest"
+
+
+class InvalidContent(IntegrityError):
+    code = "not-wasm"
+
+
+class LockedDigestMismatch(IntegrityError):
+    code = "locked-digest-mismatch"
+
+
+class WargVerificationError(IntegrityError):
+    """A warg registry served something that does not verify. Nothing of it is trusted."""
+
+    code = "warg-verification"
+
+
+class WargSignatureError(WargVerificationError):
+    code = "warg-bad-signature"
+
+
+class WargChainError(WargVerificationError):
+    code = "warg-broken-chain"
+
+
+class WargUnauthorized(WargVerificationError):
+    code = "warg-unauthorized"
+
+
+class WargInvalidRecord(WargVerificationError):
+    code = "warg-invalid-record"
+
+
+class WargTimestampError(WargVerificationError):
+    code = "warg-bad-timestamp"
+
+
+class WargProofError(WargVerificationError):
+    code = "warg-bad-proof"
+
+
+class WargRewind(WargVerificationError):
+    code = "warg-rewind"
+
+
+class WargFork(WargVerificationError):
+    code = "warg-fork"
+
+
+class WargRootMismatch(WargVerificationError):
+    code = "warg-root-mismatch"
+
+
+class WargUnsupported(WargVerificationError):
+    code = "warg-unsupported"
+
+
+# --- network (exit 6) ---------------------------------------------------------------
+
+
+class NetworkError(PkgLoaderError):
+    code = "network-error"
+    exit_code = 6
+
+
+class RegistryTimeout(NetworkError):
+    code = "timeout"
+
+
+class TLSError(NetworkError):
+    code = "tls-error"
+
+
+class RegistryError(NetworkError):
+    code = "registry-error"
+
+
+# --- conflicts (exit 7) -------------------------------------------------------------
+
+
+class ConflictError(PkgLoaderError):
+    code = "conflict"
+    exit_code = 7
+
+
+class OutputExists(ConflictError):
+    code = "output-exists"
+
+
+class VersionExists(ConflictError):
+    code = "version-exists"
+
+
+class LockOutOfDate(ConflictError):
+    code = "lock-out-of-date"
+
+
+# --- local I/O (exit 8) -------------------------------------------------------------
+
+
+class LocalIOError(PkgLoaderError):
+    code = "io-error"
+    exit_code = 8
+
+
+#: Exit codes of the CLI, documented in README.
+EXIT_CODES: dict[int, str] = {
+    0: "success",
+    1: "internal error (a bug: please report it with the output of -v)",
+    2: "bad input: package reference, version requirement, config file or usage",
+    3: "not found: package, matching version, or (with --offline) cache entry",
+    4: "authentication or authorization refused",
+    5: "integrity: digest/size mismatch, invalid manifest or content, failed warg verification",
+    6: "network or registry error (connection, timeout, TLS, unexpected answer)",
+    7: "conflict: output exists, version already published, lock file out of date",
+    8: "local I/O error (cannot read or write a file)",
+    130: "interrupted",
+}
