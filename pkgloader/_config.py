@@ -1,0 +1,972 @@
+"""Layered configuration.
+
+Layers, lowest to highest (a later layer wins per key; registry backend tables merge per
+key inside the table, as the wasm-pkg ``config.toml`` merge does):
+
+1. ``default``  built-in: namespace ``wasi`` -> ``wasi.dev``, ``ba`` -> ``bytecodealliance.org``
+   (fallbacks, consulted after ``default_registry``, exactly as wkg does);
+2. ``global``   the wasm-pkg ``config.toml`` that ``wkg`` reads (or, when only that is
+   missing, a legacy warg-loader ``warg/config.toml``);
+3. ``project``  the nearest ``pkgloader.toml``, or ``[tool.pkgloader]`` in the nearest
+   ``pyproject.toml``, walking up from the working directory;
+4. ``env``      ``PKGLOADER_CONFIG`` (or ``WKG_CONFIG_FILE``) as an extra file,
+   ``PKGLOADER_DEFAULT_REGISTRY``, ``PKGLOADER_CACHE_DIR`` (or ``WKG_CACHE_DIR``);
+5. ``flag``     ``--config FILE`` (extra files), ``--registry NAME``, ``--cache-dir DIR``.
+
+Every value is a :class:`Setting` that remembers its :class:`Origin`.
+This module does no network I/O.
+"""
+
+from __future__ import annotations
+
+import base64
+import difflib
+import os
+import re
+import sys
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Generic, Iterable, Mapping, TypeVar
+
+from ._errors import ConfigError, RegistryNotConfigured
+from ._metadata import RegistryMetadata
+from ._ref import PackageRef
+
+__all__ = [
+    "Origin",
+    "Setting",
+    "RegistryMapping",
+    "RegistryConfig",
+    "OciConfig",
+    "LocalConfig",
+    "WargConfig",
+    "BasicAuth",
+    "Settings",
+    "Config",
+    "RegistryChoice",
+    "global_config_path",
+    "legacy_config_path",
+    "default_cache_dir",
+    "validate_registry_name",
+]
+
+T = TypeVar("T")
+
+LAYERS = ("default", "global", "project", "env", "flag")
+BUILTIN_NAMESPACES = {"wasi": "wasi.dev", "ba": "bytecodealliance.org"}
+KNOWN_BACKENDS = ("oci", "local", "warg")
+SECRET_MASK = "********"
+
+# ---------------------------------------------------------------------------------------
+# where the files are
+
+
+def _xdg_config_home() -> Path:
+    env = os.environ.get("XDG_CONFIG_HOME")
+    if env and os.path.isabs(env):
+        return Path(env)
+    return Path.home() / ".config"
+
+
+def _config_base() -> Path:
+    """The base config dir wkg uses (etcetera's base strategy): XDG on Unix and macOS,
+    the roaming AppData folder on Windows."""
+    if sys.platform == "win32":  # pragma: no cover - not exercised on Linux CI
+        import platformdirs
+
+        return Path(platformdirs.user_config_dir(appauthor=False, roaming=True))
+    return _xdg_config_home()
+
+
+def global_config_path() -> Path:
+    """The wasm-pkg ``config.toml`` shared with ``wkg``."""
+    return _config_base() / "wasm-pkg" / "config.toml"
+
+
+def legacy_config_path() -> Path:
+    """The warg-loader config file (read only when the wasm-pkg file is missing)."""
+    return _config_base() / "warg" / "config.toml"
+
+
+def default_cache_dir() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("pkgloader", appauthor=False))
+
+
+# ---------------------------------------------------------------------------------------
+# value types
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Which layer set a value, and from where (file and line, env var or flag)."""
+
+    layer: str
+    source: str | None = None
+    line: int | None = None
+
+    def __str__(self) -> str:
+        if self.layer == "default":
+            return "built-in default"
+        where = self.source or ""
+        if self.line is not None:
+            where = f"{where}:{self.line}"
+        return f"{self.layer} {where}".strip()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"layer": self.layer, "source": self.source, "line": self.line}
+
+
+DEFAULT_ORIGIN = Origin("default")
+
+
+@dataclass(frozen=True)
+class Setting(Generic[T]):
+    value: T
+    origin: Origin
+
+
+@dataclass(frozen=True)
+class RegistryMapping:
+    """What ``namespace_registries`` / ``package_registry_overrides`` map to: a registry
+    name, optionally with inline metadata (which replaces the well-known fetch)."""
+
+    registry: str
+    metadata: RegistryMetadata | None = None
+
+
+@dataclass(frozen=True)
+class BasicAuth:
+    username: str
+    password: str
+
+    def __repr__(self) -> str:  # never show the password
+        return f"BasicAuth(username={self.username!r}, password='{SECRET_MASK}')"
+
+
+@dataclass(frozen=True)
+class OciConfig:
+    auth: BasicAuth | None = None
+    protocol: str | None = None  # "http" | "https" | None (https; http on loopback)
+    accept_invalid_certificates: bool = False
+    extra_root_certificates: tuple[bytes, ...] = ()  # PEM or DER bytes
+
+
+@dataclass(frozen=True)
+class LocalConfig:
+    root: Path
+
+
+@dataclass(frozen=True)
+class WargConfig:
+    url: str | None = None
+    auth_token: str | None = None
+
+    def __repr__(self) -> str:
+        token = SECRET_MASK if self.auth_token else None
+        return f"WargConfig(url={self.url!r}, auth_token={token!r})"
+
+
+@dataclass
+class RegistryConfig:
+    """``[registry."NAME"]``: an optional ``default`` backend and backend tables."""
+
+    name: str
+    default: Setting[str] | None = None
+    backends: dict[str, dict[str, Setting[Any]]] = field(default_factory=dict)
+
+    def default_backend(self) -> str | None:
+        """The explicit ``default``/``type``, else the only configured backend."""
+        if self.default is not None:
+            return self.default.value
+        if len(self.backends) == 1:
+            return next(iter(self.backends))
+        return None
+
+    def _table(self, backend: str) -> dict[str, Any]:
+        return {k: s.value for k, s in self.backends.get(backend, {}).items()}
+
+    def oci(self) -> OciConfig:
+        table = self._table("oci")
+        certs: list[bytes] = []
+        for cert in table.get("extra_root_certificates", ()):
+            data = cert["data"]
+            if cert.get("encoding", "pem") == "der":
+                certs.append(base64.b64decode(data))
+            else:
+                certs.append(data.encode())
+        auth = table.get("auth")
+        return OciConfig(
+            auth=_decode_auth(auth) if auth is not None else None,
+            protocol=table.get("protocol"),
+            accept_invalid_certificates=bool(table.get("accept_invalid_certificates", False)),
+            extra_root_certificates=tuple(certs),
+        )
+
+    def local(self) -> LocalConfig | None:
+        table = self._table("local")
+        root = table.get("root")
+        return LocalConfig(Path(root)) if root is not None else None
+
+    def warg(self) -> WargConfig:
+        table = self._table("warg")
+        return WargConfig(url=table.get("url"), auth_token=table.get("auth_token"))
+
+
+def _decode_auth(auth: Any) -> BasicAuth:
+    if isinstance(auth, dict):
+        return BasicAuth(auth["username"], auth["password"])
+    raw = base64.b64decode(auth + "=" * (-len(auth) % 4))
+    user, _, password = raw.decode().partition(":")
+    return BasicAuth(user, password)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """pkgloader's own settings (the ``[pkgloader]`` table, env and flags)."""
+
+    cache_dir: Setting[Path] | None = None
+    strict: Setting[bool] = Setting(False, DEFAULT_ORIGIN)
+    timeout: Setting[float] = Setting(30.0, DEFAULT_ORIGIN)
+    connect_timeout: Setting[float] = Setting(10.0, DEFAULT_ORIGIN)
+    metadata_timeout: Setting[float] = Setting(5.0, DEFAULT_ORIGIN)
+    metadata_ttl: Setting[int] = Setting(86400, DEFAULT_ORIGIN)
+    max_concurrency: Setting[int] = Setting(8, DEFAULT_ORIGIN)
+    retries: Setting[int] = Setting(3, DEFAULT_ORIGIN)
+
+
+_SETTING_TYPES: dict[str, tuple[type | tuple[type, ...], str]] = {
+    "cache_dir": (str, "a path"),
+    "strict": (bool, "true or false"),
+    "timeout": ((int, float), "a number of seconds"),
+    "connect_timeout": ((int, float), "a number of seconds"),
+    "metadata_timeout": ((int, float), "a number of seconds"),
+    "metadata_ttl": (int, "a whole number of seconds"),
+    "max_concurrency": (int, "a whole number from 1 to 64"),
+    "retries": (int, "a whole number from 0 to 10"),
+}
+
+
+@dataclass(frozen=True)
+class RegistryChoice:
+    """Which registry a package maps to, and what decided it."""
+
+    package: PackageRef
+    registry: str
+    origin: Origin
+    rule: str  # e.g. 'namespace_registries.wasi', 'default_registry', 'built-in wasi'
+    metadata: RegistryMetadata | None = None  # inline metadata from the mapping
+
+
+# ---------------------------------------------------------------------------------------
+# the merged config
+
+
+@dataclass
+class Config:
+    """The effective configuration: every layer merged, each value with its origin."""
+
+    default_registry: Setting[str] | None = None
+    namespace_registries: dict[str, Setting[RegistryMapping]] = field(default_factory=dict)
+    package_registry_overrides: dict[str, Setting[RegistryMapping]] = field(default_factory=dict)
+    fallback_namespace_registries: dict[str, Setting[str]] = field(default_factory=dict)
+    registries: dict[str, RegistryConfig] = field(default_factory=dict)
+    settings: Settings = field(default_factory=Settings)
+    forced_registry: Setting[str] | None = None  # --registry
+    dependencies: dict[str, Setting[Any]] = field(default_factory=dict)
+    project_root: Path | None = None
+    files: list[tuple[str, Path, bool]] = field(default_factory=list)  # (layer, path, found)
+    warnings: list[str] = field(default_factory=list)
+
+    # --- construction ------------------------------------------------------------------
+
+    @classmethod
+    def builtin(cls) -> Config:
+        cfg = cls()
+        for ns, reg in BUILTIN_NAMESPACES.items():
+            cfg.fallback_namespace_registries[ns] = Setting(reg, DEFAULT_ORIGIN)
+        return cfg
+
+    @classmethod
+    def load(
+        cls,
+        *,
+        config_files: Iterable[str | os.PathLike[str]] = (),
+        registry: str | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+        cwd: str | os.PathLike[str] | None = None,
+        env: Mapping[str, str] | None = None,
+        use_global: bool = True,
+        use_project: bool = True,
+    ) -> Config:
+        """Load every layer the way the CLI does.
+
+        ``config_files``, ``registry`` and ``cache_dir`` are the command-line flag layer.
+        """
+        env = os.environ if env is None else env
+        cfg = cls.builtin()
+
+        if use_global:
+            path = global_config_path()
+            if path.is_file():
+                cfg.files.append(("global", path, True))
+                cfg.merge_file(path, "global")
+            else:
+                cfg.files.append(("global", path, False))
+                legacy = legacy_config_path()
+                if legacy.is_file():
+                    cfg.files.append(("global", legacy, True))
+                    cfg.merge_file(legacy, "global", legacy=True)
+                    cfg.warnings.append(
+                        f"read the legacy warg-loader config {legacy}; "
+                        f"run 'pkgloader config init --migrate' to write {path}"
+                    )
+
+        if use_project:
+            start = Path(cwd) if cwd is not None else Path.cwd()
+            found = find_project_file(start)
+            if found is not None:
+                path, table = found
+                cfg.files.append(("project", path, True))
+                cfg.project_root = path.parent
+                if table:
+                    cfg.merge_data(_pyproject_table(path), path, "project", text=_read_text(path))
+                else:
+                    cfg.merge_file(path, "project")
+            else:
+                cfg.files.append(("project", start / "pkgloader.toml", False))
+
+        for var in ("PKGLOADER_CONFIG", "WKG_CONFIG_FILE"):
+            value = env.get(var)
+            if value:
+                path = Path(value).expanduser()
+                if not path.is_file():
+                    raise ConfigError(
+                        f"config file {str(path)!r} named by {var} does not exist",
+                        hint=f"create the file or unset {var}",
+                    )
+                cfg.files.append(("env", path, True))
+                cfg.merge_file(path, "env", source_override=f"{path} (from {var})")
+                break
+        value = env.get("PKGLOADER_DEFAULT_REGISTRY")
+        if value:
+            origin = Origin("env", "PKGLOADER_DEFAULT_REGISTRY")
+            cfg.default_registry = Setting(validate_registry_name(value, origin), origin)
+        for var in ("PKGLOADER_CACHE_DIR", "WKG_CACHE_DIR"):
+            value = env.get(var)
+            if value:
+                cfg.settings = replace(
+                    cfg.settings, cache_dir=Setting(Path(value).expanduser(), Origin("env", var))
+                )
+                break
+
+        for file in config_files:
+            path = Path(file).expanduser()
+            if not path.is_file():
+                raise ConfigError(
+                    f"config file {str(path)!r} given with --config does not exist",
+                    hint="check the path; --config adds a layer on top of the other config files",
+                )
+            cfg.files.append(("flag", path, True))
+            cfg.merge_file(path, "flag")
+        if registry:
+            origin = Origin("flag", "--registry")
+            cfg.forced_registry = Setting(validate_registry_name(registry, origin), origin)
+        if cache_dir is not None:
+            cfg.settings = replace(
+                cfg.settings, cache_dir=Setting(Path(cache_dir).expanduser(), Origin("flag", "--cache-dir"))
+            )
+        return cfg
+
+    @classmethod
+    def from_toml(cls, text: str, *, layer: str = "project", source: str = "<string>", base_dir: Path | None = None) -> Config:
+        """A config made of the built-ins plus one TOML document (for build tools)."""
+        cfg = cls.builtin()
+        data = _parse_toml(text, source)
+        cfg.merge_data(data, Path(source) if base_dir is None else base_dir / "config.toml", layer, text=text, source_override=source)
+        return cfg
+
+    def merge_file(self, path: Path, layer: str, *, legacy: bool = False, source_override: str | None = None) -> None:
+        text = _read_text(path)
+        data = _parse_toml(text, str(path))
+        if legacy or _looks_legacy(data):
+            if not legacy:
+                self.warnings.append(
+                    f"{path} uses the legacy warg-loader shape ([namespace.X] / flat [registry.X] fields); "
+                    "see 'pkgloader config init --help' for the wasm-pkg shape"
+                )
+            data = _convert_legacy(data, path, text)
+        self.merge_data(data, path, layer, text=text, source_override=source_override)
+
+    def merge_data(
+        self,
+        data: Mapping[str, Any],
+        path: Path,
+        layer: str,
+        *,
+        text: str = "",
+        source_override: str | None = None,
+    ) -> None:
+        """Validate one layer's TOML data and merge it on top of this config."""
+        _Loader(self, path, layer, text, source_override).load(data)
+
+    # --- queries -------------------------------------------------------------------------
+
+    @property
+    def cache_dir(self) -> Path:
+        if self.settings.cache_dir is not None:
+            return self.settings.cache_dir.value
+        return default_cache_dir()
+
+    def registry_config(self, name: str) -> RegistryConfig:
+        return self.registries.get(name) or RegistryConfig(name)
+
+    def choose_registry(self, package: PackageRef | str) -> RegistryChoice:
+        """``--registry`` > ``package_registry_overrides`` > ``namespace_registries`` >
+        ``default_registry`` > built-in namespace fallbacks."""
+        if isinstance(package, str):
+            package = PackageRef.parse(package)
+        key = str(package)
+        ns = package.namespace
+        if self.forced_registry is not None:
+            meta = None
+            for mapping in (self.package_registry_overrides.get(key), self.namespace_registries.get(ns)):
+                if mapping and mapping.value.registry == self.forced_registry.value:
+                    meta = mapping.value.metadata
+                    break
+            return RegistryChoice(package, self.forced_registry.value, self.forced_registry.origin, "--registry", meta)
+        if key in self.package_registry_overrides:
+            s = self.package_registry_overrides[key]
+            return RegistryChoice(package, s.value.registry, s.origin, f'package_registry_overrides."{key}"', s.value.metadata)
+        if ns in self.namespace_registries:
+            s = self.namespace_registries[ns]
+            return RegistryChoice(package, s.value.registry, s.origin, f"namespace_registries.{ns}", s.value.metadata)
+        if self.default_registry is not None:
+            s2 = self.default_registry
+            return RegistryChoice(package, s2.value, s2.origin, "default_registry")
+        if ns in self.fallback_namespace_registries:
+            s3 = self.fallback_namespace_registries[ns]
+            return RegistryChoice(package, s3.value, s3.origin, f"built-in namespace {ns}")
+        raise RegistryNotConfigured(
+            f"no registry is configured for namespace {ns!r} (package {key})",
+            details=[f"config files consulted: {', '.join(str(p) for _, p, found in self.files if found) or 'none'}"],
+            hint=(
+                f'add  {ns} = "REGISTRY"  under [namespace_registries] in {global_config_path()} '
+                "or pkgloader.toml, or pass --registry REGISTRY"
+            ),
+        )
+
+    # --- display ----------------------------------------------------------------------
+
+    def to_dict(self, *, origins: bool = False, secrets: bool = False) -> dict[str, Any]:
+        """The effective config as plain data (secrets masked unless ``secrets``)."""
+
+        def show(s: Setting[Any], value: Any = None) -> Any:
+            v = s.value if value is None else value
+            if isinstance(v, Path):
+                v = str(v)
+            if origins:
+                return {"value": v, "origin": s.origin.to_json()}
+            return v
+
+        def mapping_value(m: RegistryMapping) -> Any:
+            if m.metadata is None:
+                return m.registry
+            return {"registry": m.registry, "metadata": m.metadata.to_json()}
+
+        out: dict[str, Any] = {}
+        if self.default_registry is not None:
+            out["default_registry"] = show(self.default_registry)
+        if self.forced_registry is not None:
+            out["registry_override"] = show(self.forced_registry)
+        out["namespace_registries"] = {
+            k: show(s, mapping_value(s.value)) for k, s in sorted(self.namespace_registries.items())
+        }
+        out["fallback_namespace_registries"] = {
+            k: show(s) for k, s in sorted(self.fallback_namespace_registries.items())
+        }
+        out["package_registry_overrides"] = {
+            k: show(s, mapping_value(s.value)) for k, s in sorted(self.package_registry_overrides.items())
+        }
+        regs: dict[str, Any] = {}
+        for name, rc in sorted(self.registries.items()):
+            entry: dict[str, Any] = {}
+            if rc.default is not None:
+                entry["default"] = show(rc.default)
+            for backend, table in sorted(rc.backends.items()):
+                entry[backend] = {
+                    k: show(s, s.value if secrets else _mask(backend, k, s.value)) for k, s in sorted(table.items())
+                }
+            regs[name] = entry
+        out["registry"] = regs
+        st = self.settings
+        pk: dict[str, Any] = {}
+        pk["cache_dir"] = show(st.cache_dir) if st.cache_dir else show(Setting(default_cache_dir(), DEFAULT_ORIGIN))
+        for name in ("strict", "timeout", "connect_timeout", "metadata_timeout", "metadata_ttl", "max_concurrency", "retries"):
+            pk[name] = show(getattr(st, name))
+        out["pkgloader"] = pk
+        if self.dependencies:
+            out["dependencies"] = {k: show(s) for k, s in sorted(self.dependencies.items())}
+        return out
+
+
+def _mask(backend: str, key: str, value: Any) -> Any:
+    if backend == "oci" and key == "auth":
+        if isinstance(value, dict):
+            return {"username": value.get("username"), "password": SECRET_MASK}
+        return SECRET_MASK
+    if key in ("auth_token", "password", "signing_key"):
+        return SECRET_MASK
+    return value
+
+
+# ---------------------------------------------------------------------------------------
+# files
+
+
+def find_project_file(start: Path) -> tuple[Path, bool] | None:
+    """The nearest ``pkgloader.toml``, or ``pyproject.toml`` with ``[tool.pkgloader]``,
+    walking up from ``start``. Returns (path, is_pyproject)."""
+    start = start.resolve()
+    for directory in (start, *start.parents):
+        candidate = directory / "pkgloader.toml"
+        if candidate.is_file():
+            return candidate, False
+        pyproject = directory / "pyproject.toml"
+        if pyproject.is_file():
+            try:
+                data = tomllib.loads(_read_text(pyproject))
+            except tomllib.TOMLDecodeError:
+                continue  # not ours to judge; pip will complain about it
+            if isinstance(data.get("tool"), dict) and "pkgloader" in data["tool"]:
+                return pyproject, True
+    return None
+
+
+def _pyproject_table(path: Path) -> dict[str, Any]:
+    data = _parse_toml(_read_text(path), str(path))
+    table = data["tool"]["pkgloader"]
+    if not isinstance(table, dict):
+        raise ConfigError(f"[tool.pkgloader] in {path} must be a table", details=[f"file: {path}"])
+    return table
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {str(path)!r} is not UTF-8 text", details=[str(exc)]) from None
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read config file {str(path)!r}: {exc.strerror or exc}",
+            hint="check the file's permissions",
+        ) from None
+
+
+def _parse_toml(text: str, source: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        msg = str(exc)
+        m = re.search(r"\(at line (\d+), column (\d+)\)", msg)
+        details = [f"file: {source}" + (f":{m.group(1)}" if m else "")]
+        if m:
+            lines = text.splitlines()
+            lineno, col = int(m.group(1)), int(m.group(2))
+            if 0 < lineno <= len(lines):
+                details.append(lines[lineno - 1])
+                details.append(" " * max(col - 1, 0) + "^")
+        raise ConfigError(
+            f"config file {source!r} is not valid TOML: {re.sub(r' [(]at line.*', '', msg)}",
+            details=details,
+            hint="fix the TOML syntax at the position shown",
+        ) from None
+
+
+_HOST_RE = re.compile(
+    r"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*)(?::[0-9]{1,5})?$"
+)
+
+
+def validate_registry_name(value: str, origin: Origin) -> str:
+    """A registry name is an HTTP authority ``host[:port]``, no scheme or path."""
+    if not isinstance(value, str) or not _HOST_RE.match(value):
+        hint = "a registry name is a host with an optional port, e.g. wasi.dev or localhost:5000"
+        if isinstance(value, str) and "://" in value:
+            bare = value.split("://", 1)[1].rstrip("/")
+            hint = f"drop the scheme: write {bare!r} (set protocol = \"http\" under [registry.\"{bare}\".oci] for plain HTTP)"
+        raise ConfigError(
+            f"invalid registry name {value!r} ({origin})",
+            details=[f"set by: {origin}"],
+            hint=hint,
+        )
+    if value.startswith("[") is False and ":" in value:
+        port = int(value.rsplit(":", 1)[1])
+        if not 0 < port < 65536:
+            raise ConfigError(f"invalid port in registry name {value!r} ({origin})", details=[f"set by: {origin}"])
+    return value
+
+
+_TOP_KEYS = ("default_registry", "namespace_registries", "package_registry_overrides", "registry", "pkgloader", "dependencies")
+_OCI_KEYS = ("auth", "protocol", "accept_invalid_certificates", "extra_root_certificates")
+_LOCAL_KEYS = ("root",)
+_WARG_KEYS = ("url", "auth_token", "config_file", "signing_key")
+
+
+def _did_you_mean(key: str, choices: Iterable[str]) -> str | None:
+    close = difflib.get_close_matches(key, list(choices), n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}?" if close else None
+
+
+def _find_line(text: str, path: list[str]) -> int | None:
+    """Best-effort line number of a key path in TOML text (tomllib gives no positions)."""
+    if not text:
+        return None
+    lines = text.splitlines()
+    last = re.escape(path[-1])
+    key_re = re.compile(rf'^\s*(?:"{last}"|\'{last}\'|{last})\s*=')
+    dotted_re = re.compile(rf'(?:^|[.\s"\'\[]){last}["\']?\s*(?:=|\]|\.)')
+    # Prefer a line inside the right table header.
+    header_prefix = path[:-1]
+    current: list[str] = []
+    best: int | None = None
+    for i, line in enumerate(lines, 1):
+        stripped = line.strip()
+        if stripped.startswith("["):
+            current = [p.strip().strip('"\'') for p in re.split(r"\.(?=(?:[^\"]*\"[^\"]*\")*[^\"]*$)", stripped.strip("[]"))]
+            if current == path:
+                return i
+            continue
+        if key_re.match(line) and current == header_prefix[: len(current)]:
+            if current == header_prefix:
+                return i
+            best = best or i
+        elif best is None and dotted_re.search(line) and current == header_prefix[: len(current)]:
+            best = i
+    return best
+
+
+class _Loader:
+    """Validates one layer's data and merges it into a Config."""
+
+    def __init__(self, cfg: Config, path: Path, layer: str, text: str, source_override: str | None) -> None:
+        self.cfg = cfg
+        self.path = path
+        self.layer = layer
+        self.text = text
+        self.source = source_override or str(path)
+        self.base_dir = path.parent
+
+    def origin(self, keypath: list[str]) -> Origin:
+        return Origin(self.layer, self.source, _find_line(self.text, keypath))
+
+    def fail(self, keypath: list[str], message: str, hint: str | None = None) -> ConfigError:
+        origin = self.origin(keypath)
+        dotted = ".".join(f'"{k}"' if not re.fullmatch(r"[A-Za-z0-9_-]+", k) else k for k in keypath)
+        where = f"{self.source}:{origin.line}" if origin.line else self.source
+        return ConfigError(
+            f"{message} (key {dotted} in {where})",
+            details=[f"file: {where}", f"key: {dotted}", f"layer: {self.layer}"],
+            hint=hint,
+        )
+
+    def unknown(self, keypath: list[str], choices: Iterable[str], what: str) -> ConfigError:
+        choices = list(choices)
+        hint = _did_you_mean(keypath[-1], choices) or f"known keys: {', '.join(choices)}"
+        return self.fail(keypath, f"unknown {what} {keypath[-1]!r}", hint)
+
+    def expect(self, keypath: list[str], value: Any, types: type | tuple[type, ...], expected: str) -> None:
+        if isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
+            ok = False
+        else:
+            ok = isinstance(value, types)
+        if not ok:
+            raise self.fail(keypath, f"expected {expected}, got {_type_name(value)} {_short(value)}")
+
+    def registry_name(self, keypath: list[str], value: Any) -> str:
+        self.expect(keypath, value, str, "a registry name (string)")
+        try:
+            return validate_registry_name(value, self.origin(keypath))
+        except ConfigError as exc:
+            raise self.fail(keypath, f"invalid registry name {value!r}", exc.hint) from None
+
+    def load(self, data: Mapping[str, Any]) -> None:
+        cfg = self.cfg
+        for key in data:
+            if key not in _TOP_KEYS:
+                if key == "namespace":
+                    raise self.fail([key], "[namespace.X] is the legacy warg-loader shape",
+                                    'write [namespace_registries] with  X = "REGISTRY"  instead')
+                raise self.unknown([key], _TOP_KEYS, "key")
+        if "dependencies" in data and self.layer not in ("project", "env", "flag"):
+            raise self.fail(["dependencies"], "[dependencies] belongs in a project file",
+                            "move it to pkgloader.toml or [tool.pkgloader] in pyproject.toml")
+
+        if "default_registry" in data:
+            name = self.registry_name(["default_registry"], data["default_registry"])
+            cfg.default_registry = Setting(name, self.origin(["default_registry"]))
+
+        for table_key, target, key_check in (
+            ("namespace_registries", cfg.namespace_registries, self._check_namespace),
+            ("package_registry_overrides", cfg.package_registry_overrides, self._check_package),
+        ):
+            if table_key not in data:
+                continue
+            table = data[table_key]
+            self.expect([table_key], table, dict, "a table")
+            for k, v in table.items():
+                kp = [table_key, k]
+                k = key_check(kp, k)
+                target[k] = Setting(self.mapping(kp, v), self.origin(kp))
+
+        if "registry" in data:
+            self.expect(["registry"], data["registry"], dict, "a table of registries")
+            for name, rtable in data["registry"].items():
+                self.registry(name, rtable)
+
+        if "pkgloader" in data:
+            self.settings(data["pkgloader"])
+
+        if "dependencies" in data:
+            deps = data["dependencies"]
+            self.expect(["dependencies"], deps, dict, "a table")
+            for k, v in deps.items():
+                kp = ["dependencies", k]
+                self._check_package(kp, k)
+                self.expect(kp, v, (str, dict), 'a version requirement string or an inline table such as { version = "0.2" }')
+                cfg.dependencies[k] = Setting(v, self.origin(kp))
+
+    def _check_namespace(self, kp: list[str], ns: str) -> str:
+        if not re.fullmatch(r"[a-z][a-z0-9]*(-[a-z][a-z0-9]*)*", ns):
+            raise self.fail(kp, f"invalid namespace {ns!r}", "a namespace is lowercase words joined by '-', e.g. wasi or my-org")
+        return ns
+
+    def _check_package(self, kp: list[str], key: str) -> str:
+        try:
+            return str(PackageRef.parse(key))
+        except ValueError as exc:
+            raise self.fail(kp, f"invalid package name {key!r}: {exc}", "write it as namespace:name, e.g. \"wasi:http\"") from None
+
+    def mapping(self, kp: list[str], value: Any) -> RegistryMapping:
+        if isinstance(value, str):
+            return RegistryMapping(self.registry_name(kp, value))
+        self.expect(kp, value, dict, 'a registry name or an inline table { registry = "...", metadata = {...} }')
+        for k in value:
+            if k not in ("registry", "metadata"):
+                raise self.unknown(kp + [k], ("registry", "metadata"), "key")
+        if "registry" not in value:
+            raise self.fail(kp, "inline mapping has no 'registry'", 'add registry = "NAME"')
+        reg = self.registry_name(kp + ["registry"], value["registry"])
+        meta = None
+        if "metadata" in value:
+            self.expect(kp + ["metadata"], value["metadata"], dict, "a table")
+            try:
+                meta = RegistryMetadata.from_json(value["metadata"])
+            except ValueError as exc:
+                raise self.fail(kp + ["metadata"], f"invalid registry metadata: {exc}") from None
+        return RegistryMapping(reg, meta)
+
+    def registry(self, name: str, rtable: Any) -> None:
+        kp = ["registry", name]
+        self.registry_name(kp, name)
+        self.expect(kp, rtable, dict, "a table")
+        rc = self.cfg.registries.setdefault(name, RegistryConfig(name))
+        for key, value in rtable.items():
+            kpk = kp + [key]
+            if key in ("default", "type"):
+                self.expect(kpk, value, str, 'a backend name ("oci", "local" or "warg")')
+                if value not in KNOWN_BACKENDS:
+                    raise self.fail(kpk, f"unknown backend {value!r}", _did_you_mean(value, KNOWN_BACKENDS) or "use oci, local or warg")
+                rc.default = Setting(value, self.origin(kpk))
+                continue
+            if key not in KNOWN_BACKENDS:
+                if key in _OCI_KEYS + _LOCAL_KEYS + ("auth_token", "url"):
+                    backend = "oci" if key in _OCI_KEYS else "local" if key in _LOCAL_KEYS else "warg"
+                    raise self.fail(kpk, f"{key!r} must be inside a backend table",
+                                    f'move it under [registry."{name}".{backend}]')
+                raise self.unknown(kpk, ("default", "type", *KNOWN_BACKENDS), "registry key")
+            self.expect(kpk, value, dict, "a table")
+            allowed = {"oci": _OCI_KEYS, "local": _LOCAL_KEYS, "warg": _WARG_KEYS}[key]
+            table = rc.backends.setdefault(key, {})
+            for bkey, bval in value.items():
+                bkp = kpk + [bkey]
+                if bkey not in allowed:
+                    raise self.unknown(bkp, allowed, f"{key} key")
+                table[bkey] = Setting(self.backend_value(key, bkp, bval), self.origin(bkp))
+
+    def backend_value(self, backend: str, kp: list[str], value: Any) -> Any:
+        key = kp[-1]
+        if backend == "oci":
+            if key == "auth":
+                if isinstance(value, dict):
+                    for k in value:
+                        if k not in ("username", "password"):
+                            raise self.unknown(kp + [k], ("username", "password"), "auth key")
+                    for k in ("username", "password"):
+                        if not isinstance(value.get(k), str):
+                            raise self.fail(kp, f"auth table needs a string {k!r}", "write auth = { username = \"...\", password = \"...\" }")
+                    return dict(value)
+                self.expect(kp, value, str, 'a table { username, password } or base64 of "user:pass"')
+                try:
+                    raw = base64.b64decode(value + "=" * (-len(value) % 4), validate=True).decode()
+                except Exception:
+                    raise self.fail(kp, "auth is not valid base64", 'write base64 of "user:pass", or a { username, password } table') from None
+                if ":" not in raw:
+                    raise self.fail(kp, "decoded auth has no ':' between user and password", 'encode "user:pass"')
+                return value
+            if key == "protocol":
+                self.expect(kp, value, str, '"http" or "https"')
+                if value not in ("http", "https"):
+                    raise self.fail(kp, f"protocol must be \"http\" or \"https\", got {value!r}")
+                return value
+            if key == "accept_invalid_certificates":
+                self.expect(kp, value, bool, "true or false")
+                return value
+            if key == "extra_root_certificates":
+                self.expect(kp, value, list, 'an array of { encoding = "pem", data = "..." } tables')
+                out = []
+                for i, cert in enumerate(value):
+                    ckp = kp + [str(i)]
+                    self.expect(ckp, cert, dict, 'a table { encoding = "pem"|"der", data = "..." }')
+                    for ck in cert:
+                        if ck not in ("encoding", "data"):
+                            raise self.unknown(ckp + [ck], ("encoding", "data"), "certificate key")
+                    enc = cert.get("encoding", "pem")
+                    if enc not in ("pem", "der"):
+                        raise self.fail(ckp + ["encoding"], f"encoding must be \"pem\" or \"der\", got {enc!r}")
+                    data = cert.get("data")
+                    self.expect(ckp + ["data"], data, str, "the certificate text (PEM) or base64 (DER)")
+                    if enc == "pem" and "-----BEGIN CERTIFICATE-----" not in data:
+                        raise self.fail(ckp + ["data"], "data is not a PEM certificate", "paste the whole -----BEGIN CERTIFICATE----- block")
+                    if enc == "der":
+                        try:
+                            base64.b64decode(data, validate=True)
+                        except Exception:
+                            raise self.fail(ckp + ["data"], "DER certificate data must be base64") from None
+                    out.append({"encoding": enc, "data": data})
+                return out
+        if backend == "local" and key == "root":
+            self.expect(kp, value, str, "a directory path")
+            root = Path(value).expanduser()
+            if not root.is_absolute():
+                root = self.base_dir / root
+            return str(root)
+        if backend == "warg":
+            if key == "url":
+                self.expect(kp, value, str, "a URL such as https://warg.example.com")
+                if not re.match(r"^https?://[^/\s]+", value):
+                    raise self.fail(kp, f"invalid warg URL {value!r}", "write the full URL, e.g. https://warg.example.com")
+                return value.rstrip("/")
+            self.expect(kp, value, str, "a string")
+            return value
+        return value
+
+    def settings(self, table: Any) -> None:
+        self.expect(["pkgloader"], table, dict, "a table")
+        st = self.cfg.settings
+        for key, value in table.items():
+            kp = ["pkgloader", key]
+            if key not in _SETTING_TYPES:
+                raise self.unknown(kp, _SETTING_TYPES, "pkgloader setting")
+            types, expected = _SETTING_TYPES[key]
+            self.expect(kp, value, types, expected)
+            if key == "cache_dir":
+                p = Path(value).expanduser()
+                value = p if p.is_absolute() else self.base_dir / p
+            elif key in ("timeout", "connect_timeout", "metadata_timeout") and not 0 < value <= 3600:
+                raise self.fail(kp, f"{key} must be between 0 and 3600 seconds, got {value}")
+            elif key == "max_concurrency" and not 1 <= value <= 64:
+                raise self.fail(kp, f"max_concurrency must be from 1 to 64, got {value}")
+            elif key == "retries" and not 0 <= value <= 10:
+                raise self.fail(kp, f"retries must be from 0 to 10, got {value}")
+            elif key == "metadata_ttl" and value < 0:
+                raise self.fail(kp, f"metadata_ttl must not be negative, got {value}")
+            if key in ("timeout", "connect_timeout", "metadata_timeout"):
+                value = float(value)
+            st = replace(st, **{key: Setting(value, self.origin(kp))})
+        self.cfg.settings = st
+
+
+def _type_name(value: Any) -> str:
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "an array", dict: "a table"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, dict):
+        return ""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+# ---------------------------------------------------------------------------------------
+# legacy warg-loader shape
+
+
+def _looks_legacy(data: Mapping[str, Any]) -> bool:
+    if "namespace" in data:
+        return True
+    regs = data.get("registry")
+    if isinstance(regs, dict):
+        for table in regs.values():
+            if isinstance(table, dict) and "type" in table and any(
+                k in table for k in ("auth", "root", "auth_token", "config_file")
+            ):
+                return True
+    return False
+
+
+def _convert_legacy(data: Mapping[str, Any], path: Path, text: str) -> dict[str, Any]:
+    """warg-loader 0.0.2-0.0.6 -> wasm-pkg shape."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if key == "default_registry":
+            out[key] = value
+        elif key == "namespace":
+            if not isinstance(value, dict):
+                raise ConfigError(f"[namespace] in {path} must be a table", details=[f"file: {path}"])
+            nsr = out.setdefault("namespace_registries", {})
+            for ns, table in value.items():
+                if not isinstance(table, dict) or set(table) != {"registry"}:
+                    raise ConfigError(
+                        f"[namespace.{ns}] in {path} must contain exactly 'registry'",
+                        details=[f"file: {path}:{_find_line(text, ['namespace', ns]) or '?'}"],
+                    )
+                nsr[ns] = table["registry"]
+        elif key == "namespace_registries":
+            out[key] = value
+        elif key == "registry":
+            regs: dict[str, Any] = {}
+            for name, table in (value or {}).items():
+                if not isinstance(table, dict):
+                    regs[name] = table
+                    continue
+                kind = table.get("type")
+                fields = {k: v for k, v in table.items() if k != "type"}
+                if kind is None:
+                    regs[name] = table
+                    continue
+                if kind not in KNOWN_BACKENDS:
+                    raise ConfigError(
+                        f"unknown registry type {kind!r} for [registry.\"{name}\"] in {path}",
+                        details=[f"file: {path}:{_find_line(text, ['registry', name, 'type']) or '?'}"],
+                        hint="use oci, local or warg",
+                    )
+                regs[name] = {"default": kind, kind: fields}
+            out["registry"] = regs
+        else:
+            raise ConfigError(
+                f"unknown key {key!r} in legacy config {path}",
+                details=[f"file: {path}:{_find_line(text, [key]) or '?'}"],
+                hint=_did_you_mean(key, ("default_registry", "namespace", "registry")),
+            )
+    return out
+
+
+def legacy_to_toml(path: Path) -> dict[str, Any]:
+    """Convert a legacy warg-loader file to wasm-pkg ``config.toml`` data (for ``config init --migrate``)."""
+    text = _read_text(path)
+    return _convert_legacy(_parse_toml(text, str(path)), path, text)

@@ -1,0 +1,457 @@
+"""HTTP plumbing shared by every backend: sans-I/O requests, the sync and async drivers,
+retries, TLS set-up, error mapping and URL redaction.
+
+Protocol logic is written once as a *flow*: a generator that yields :class:`Request`
+objects and is sent back :class:`Response` objects. :class:`SyncTransport` and
+:class:`AsyncTransport` drive flows over one pooled ``httpx`` client per transport.
+``httpx`` is imported lazily so that cached (warm) paths never import the HTTP stack.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import random
+import re
+import ssl
+import time
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING, Any, Callable, Generator, Iterable, Mapping, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+from ._errors import NetworkError, PkgLoaderError, RegistryTimeout, TLSError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import httpx
+
+log = logging.getLogger("pkgloader")
+
+T = TypeVar("T")
+
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+MAX_RETRY_AFTER = 30.0
+USER_AGENT = "pkgloader"
+
+
+def user_agent() -> str:
+    from ._version import __version__
+
+    return f"{USER_AGENT}/{__version__}"
+
+
+# ---------------------------------------------------------------------------------------
+# request / response values
+
+
+@dataclass
+class Request:
+    method: str
+    url: str
+    headers: dict[str, str] = field(default_factory=dict)
+    content: bytes | Iterable[bytes] | None = None
+    #: when set, the body is streamed into this callable chunk by chunk instead of
+    #: being read into ``Response.content`` (used for blobs; the sink hashes and writes)
+    sink: Callable[[bytes], None] | None = None
+    #: cap on the body size read into memory (manifests, JSON); exceeding it raises
+    max_body: int | None = 16 * 1024 * 1024
+    #: follow redirects (the driver strips Authorization when the host changes)
+    follow_redirects: bool = True
+    #: called before a retry of a streamed request so the sink can reset its state
+    on_retry: Callable[[], None] | None = None
+    retry: bool = True
+    #: overall timeout for this request (seconds); None uses the transport's
+    timeout: float | None = None
+
+
+@dataclass
+class Response:
+    status: int
+    headers: Mapping[str, str]
+    content: bytes
+    url: str
+    http_version: str = "HTTP/1.1"
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
+
+    def json(self) -> Any:
+        import json
+
+        return json.loads(self.content)
+
+
+class BodyTooLarge(Exception):
+    def __init__(self, limit: int) -> None:
+        super().__init__(limit)
+        self.limit = limit
+
+
+Flow = Generator[Request, Response, T]
+
+
+# ---------------------------------------------------------------------------------------
+# helpers
+
+
+def is_loopback_host(host: str) -> bool:
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def split_host(authority: str) -> str:
+    """``host[:port]`` -> host (brackets kept off IPv6)."""
+    if authority.startswith("["):
+        return authority[1 : authority.index("]")]
+    return authority.rsplit(":", 1)[0] if authority.count(":") == 1 else authority
+
+
+_SECRET_QUERY = re.compile(r"(?i)(token|access_token|password|secret|signature|sig|x-amz-[a-z-]+|key)=[^&]*")
+
+
+def redact_url(url: str) -> str:
+    """Drop userinfo and secret-looking query values from a URL for messages and logs."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<invalid url>"
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    query = _SECRET_QUERY.sub(lambda m: f"{m.group(1)}=REDACTED", parts.query)
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def make_ssl_context(extra_root_certificates: Iterable[bytes] = (), accept_invalid_certificates: bool = False) -> ssl.SSLContext | bool:
+    """A verifying SSL context with the system roots plus any extra PEM/DER roots."""
+    if accept_invalid_certificates:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        return ctx
+    extra = list(extra_root_certificates)
+    if not extra:
+        return True
+    ctx = ssl.create_default_context()
+    for cert in extra:
+        if cert.lstrip().startswith(b"-----BEGIN"):
+            ctx.load_verify_locations(cadata=cert.decode())
+        else:
+            ctx.load_verify_locations(cadata=cert)
+    return ctx
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def backoff_delay(attempt: int, retry_after: float | None) -> float:
+    if retry_after is not None:
+        return min(retry_after, MAX_RETRY_AFTER)
+    return min(0.2 * (2**attempt), 4.0) * (0.5 + random.random() / 2)
+
+
+def map_transport_error(exc: Exception, url: str) -> NetworkError:
+    import httpx
+
+    safe = redact_url(url)
+    if isinstance(exc, httpx.TimeoutException):
+        kind = {
+            httpx.ConnectTimeout: "connecting to",
+            httpx.ReadTimeout: "reading from",
+            httpx.WriteTimeout: "writing to",
+            httpx.PoolTimeout: "waiting for a connection to",
+        }.get(type(exc), "talking to")
+        return RegistryTimeout(
+            f"timed out {kind} {safe}",
+            hint="check the network, or raise [pkgloader] timeout / connect_timeout",
+        )
+    text = str(exc)
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, ssl.SSLError):
+            reason = getattr(cause, "reason", None) or str(cause)
+            return TLSError(
+                f"TLS handshake with {safe} failed: {reason}",
+                hint=(
+                    "if the registry uses a private CA, add it with extra_root_certificates under "
+                    "[registry.\"NAME\".oci]; for a plain-HTTP registry set protocol = \"http\""
+                ),
+            )
+        cause = cause.__cause__ or cause.__context__
+    if "CERTIFICATE_VERIFY_FAILED" in text or "SSL" in text:
+        return TLSError(f"TLS error talking to {safe}: {text}")
+    if isinstance(exc, httpx.ConnectError):
+        return NetworkError(
+            f"cannot connect to {safe}: {text or type(exc).__name__}",
+            hint="check the registry name and that it is reachable",
+        )
+    if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)):
+        return NetworkError(f"connection to {safe} broke: {text or type(exc).__name__}", hint="retry")
+    return NetworkError(f"HTTP error talking to {safe}: {text or type(exc).__name__}")
+
+
+@dataclass
+class HttpSettings:
+    timeout: float = 30.0
+    connect_timeout: float = 10.0
+    retries: int = 3
+    verify: ssl.SSLContext | bool = True
+    http2: bool = True
+    max_connections: int = 16
+
+
+def _client_kwargs(settings: HttpSettings) -> dict[str, Any]:
+    import httpx
+
+    return {
+        "timeout": httpx.Timeout(settings.timeout, connect=settings.connect_timeout),
+        "verify": settings.verify,
+        "http2": settings.http2,
+        "limits": httpx.Limits(max_connections=settings.max_connections, max_keepalive_connections=settings.max_connections),
+        "follow_redirects": False,
+        "trust_env": False,
+        "headers": {"User-Agent": user_agent()},
+    }
+
+
+def _should_retry(req: Request, attempt: int, retries: int) -> bool:
+    return req.retry and req.method in IDEMPOTENT and attempt < retries and (req.content is None or isinstance(req.content, bytes))
+
+
+def _redirect_target(req: Request, resp: httpx.Response) -> Request | None:
+    if resp.status_code not in (301, 302, 303, 307, 308) or not req.follow_redirects:
+        return None
+    location = resp.headers.get("location")
+    if not location:
+        return None
+    new_url = str(resp.url.join(location))
+    headers = dict(req.headers)
+    if urlsplit(new_url).netloc.lower() != urlsplit(req.url).netloc.lower():
+        # another host (blob storage): never forward the registry's credentials
+        headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+    method = "GET" if resp.status_code == 303 else req.method
+    return Request(method, new_url, headers, req.content if method != "GET" else None, req.sink, req.max_body,
+                   True, req.on_retry, req.retry, req.timeout)
+
+
+def run_sync(flow: Flow[T], transport: Callable[[], SyncTransport]) -> T:
+    """Drive ``flow``; ``transport`` is called only if the flow makes a request, so a flow
+    answered from the cache never opens a connection (or imports httpx)."""
+    try:
+        req = next(flow)
+        t = transport()
+        while True:
+            try:
+                resp = t.send(req)
+            except (PkgLoaderError, BodyTooLarge) as exc:
+                req = flow.throw(exc)
+                continue
+            req = flow.send(resp)
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+
+
+MAX_REDIRECTS = 10
+
+
+_USE_DEFAULT: Any = None  # set lazily to httpx's USE_CLIENT_DEFAULT
+Observer = Callable[[Request, Response], None]
+
+
+class SyncTransport:
+    """Drives flows over one pooled ``httpx.Client``."""
+
+    def __init__(self, settings: HttpSettings | None = None, *, observer: Observer | None = None) -> None:
+        import httpx
+
+        global _USE_DEFAULT
+        _USE_DEFAULT = httpx.USE_CLIENT_DEFAULT
+        self.settings = settings or HttpSettings()
+        self._client = httpx.Client(**_client_kwargs(self.settings))
+        self.observer = observer
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> SyncTransport:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def run(self, flow: Flow[T]) -> T:
+        """Drive ``flow`` to completion; transport errors are thrown into the flow."""
+        return run_sync(flow, lambda: self)
+
+    def send(self, req: Request) -> Response:
+        import httpx
+
+        attempt = 0
+        redirects = 0
+        while True:
+            try:
+                resp = self._send_once(req)
+            except httpx.HTTPError as exc:
+                if _should_retry(req, attempt, self.settings.retries) and not isinstance(exc, httpx.HTTPStatusError):
+                    delay = backoff_delay(attempt, None)
+                    log.debug("retrying %s %s after %s (%.2fs)", req.method, redact_url(req.url), type(exc).__name__, delay)
+                    attempt += 1
+                    if req.on_retry:
+                        req.on_retry()
+                    time.sleep(delay)
+                    continue
+                raise map_transport_error(exc, req.url) from None
+            if isinstance(resp, Request):
+                redirects += 1
+                if redirects > MAX_REDIRECTS:
+                    raise NetworkError(f"too many redirects from {redact_url(req.url)}")
+                req = resp
+                continue
+            if resp.status in RETRY_STATUSES and _should_retry(req, attempt, self.settings.retries):
+                delay = backoff_delay(attempt, parse_retry_after(resp.header("retry-after")))
+                log.debug("retrying %s %s after HTTP %d (%.2fs)", req.method, redact_url(req.url), resp.status, delay)
+                attempt += 1
+                if req.on_retry:
+                    req.on_retry()
+                time.sleep(delay)
+                continue
+            if self.observer:
+                self.observer(req, resp)
+            return resp
+
+    def _send_once(self, req: Request) -> Response | Request:
+        client = self._client
+        request = client.build_request(req.method, req.url, headers=req.headers, content=req.content,
+                                       timeout=req.timeout if req.timeout is not None else _USE_DEFAULT)
+        resp = client.send(request, stream=True)
+        try:
+            target = _redirect_target(req, resp)
+            if target is not None:
+                return target
+            headers = {k.lower(): v for k, v in resp.headers.items()}
+            if req.sink is not None and 200 <= resp.status_code < 300:
+                encoded = headers.get("content-encoding", "identity") != "identity"
+                for chunk in (resp.iter_bytes(1 << 20) if encoded else resp.iter_raw(1 << 20)):
+                    req.sink(chunk)
+                body = b""
+            else:
+                body = _read_capped(resp.iter_bytes(), req.max_body)
+            return Response(resp.status_code, headers, body, str(resp.url), resp.http_version)
+        finally:
+            resp.close()
+
+
+def _read_capped(chunks: Iterable[bytes], limit: int | None) -> bytes:
+    buf = bytearray()
+    for chunk in chunks:
+        buf += chunk
+        if limit is not None and len(buf) > limit:
+            raise BodyTooLarge(limit)
+    return bytes(buf)
+
+
+class AsyncTransport:
+    """Drives flows over one pooled ``httpx.AsyncClient``."""
+
+    def __init__(self, settings: HttpSettings | None = None, *, observer: Observer | None = None) -> None:
+        import httpx
+
+        global _USE_DEFAULT
+        _USE_DEFAULT = httpx.USE_CLIENT_DEFAULT
+        self.settings = settings or HttpSettings()
+        self._client = httpx.AsyncClient(**_client_kwargs(self.settings))
+        self.observer = observer
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def run(self, flow: Flow[T]) -> T:
+        """Drive ``flow`` to completion; transport errors are thrown into the flow."""
+        try:
+            req = next(flow)
+            while True:
+                try:
+                    resp = await self.send(req)
+                except (PkgLoaderError, BodyTooLarge) as exc:
+                    req = flow.throw(exc)
+                    continue
+                req = flow.send(resp)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+
+    async def send(self, req: Request) -> Response:
+        import asyncio
+
+        import httpx
+
+        attempt = 0
+        redirects = 0
+        while True:
+            try:
+                resp = await self._send_once(req)
+            except httpx.HTTPError as exc:
+                if _should_retry(req, attempt, self.settings.retries):
+                    attempt += 1
+                    if req.on_retry:
+                        req.on_retry()
+                    await asyncio.sleep(backoff_delay(attempt - 1, None))
+                    continue
+                raise map_transport_error(exc, req.url) from None
+            if isinstance(resp, Request):
+                redirects += 1
+                if redirects > MAX_REDIRECTS:
+                    raise NetworkError(f"too many redirects from {redact_url(req.url)}")
+                req = resp
+                continue
+            if resp.status in RETRY_STATUSES and _should_retry(req, attempt, self.settings.retries):
+                attempt += 1
+                if req.on_retry:
+                    req.on_retry()
+                await asyncio.sleep(backoff_delay(attempt - 1, parse_retry_after(resp.header("retry-after"))))
+                continue
+            if self.observer:
+                self.observer(req, resp)
+            return resp
+
+    async def _send_once(self, req: Request) -> Response | Request:
+        client = self._client
+        content = req.content
+        request = client.build_request(req.method, req.url, headers=req.headers, content=content,  # type: ignore[arg-type]
+                                       timeout=req.timeout if req.timeout is not None else _USE_DEFAULT)
+        resp = await client.send(request, stream=True)
+        try:
+            target = _redirect_target(req, resp)
+            if target is not None:
+                return target
+            headers = {k.lower(): v for k, v in resp.headers.items()}
+            if req.sink is not None and 200 <= resp.status_code < 300:
+                encoded = headers.get("content-encoding", "identity") != "identity"
+                async for chunk in (resp.aiter_bytes(1 << 20) if encoded else resp.aiter_raw(1 << 20)):
+                    req.sink(chunk)
+                body = b""
+            else:
+                buf = bytearray()
+                async for chunk in resp.aiter_bytes():
+                    buf += chunk
+                    if req.max_body is not None and len(buf) > req.max_body:
+                        raise BodyTooLarge(req.max_body)
+                body = bytes(buf)
+            return Response(resp.status_code, headers, body, str(resp.url), resp.http_version)
+        finally:
+            await resp.aclose()

@@ -1,0 +1,257 @@
+"""From a package reference to a *source*: which registry, which backend, and where.
+
+Registry metadata is discovered at ``/.well-known/wasm-pkg/registry.json`` (falling back to
+the legacy ``/.well-known/warg/registry.json``), cached on disk with a TTL, and skipped when
+the config carries inline metadata or the registry is a local directory. The discovery is a
+sans-I/O flow (see ``_http``), driven by the sync or the async client.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ._config import Config, RegistryChoice, RegistryConfig
+from ._errors import ConfigError, RegistryError
+from ._http import Flow, HttpSettings, Request, Response, is_loopback_host, make_ssl_context, redact_url, split_host
+from ._metadata import LEGACY_METADATA_PATH, METADATA_PATH, RegistryMetadata
+from ._ref import PackageRef
+
+__all__ = ["Source", "MetadataResult", "discovery_flow", "source_flow", "resolve_source", "http_settings", "metadata_scheme", "oci_scheme"]
+
+log = logging.getLogger("pkgloader")
+
+METADATA_MAX_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class MetadataResult:
+    metadata: RegistryMetadata | None
+    how: str  # "inline config", "fetched <url>", "cached <url>", "none (404)", "not fetched (...)", "failed: ..."
+    warning: str | None = None
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a package's releases come from."""
+
+    package: PackageRef
+    choice: RegistryChoice
+    backend: str  # "oci" | "local" | "warg"
+    backend_rule: str
+    metadata: MetadataResult
+    registry_config: RegistryConfig
+    oci_registry: str | None = None  # host[:port] of the OCI registry
+    oci_repository: str | None = None  # <namespacePrefix><namespace>/<name>
+    oci_scheme: str | None = None
+    local_root: Path | None = None
+    warg_url: str | None = None
+
+    @property
+    def registry(self) -> str:
+        return self.choice.registry
+
+    @property
+    def location(self) -> str:
+        if self.backend == "oci":
+            return f"{self.oci_registry}/{self.oci_repository}"
+        if self.backend == "local":
+            return str(self.local_root / self.package.namespace / self.package.name) if self.local_root else "?"
+        return self.warg_url or "?"
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "package": str(self.package),
+            "registry": self.registry,
+            "registry_rule": self.choice.rule,
+            "registry_origin": self.choice.origin.to_json(),
+            "backend": self.backend,
+            "backend_rule": self.backend_rule,
+            "metadata": self.metadata.metadata.to_json() if self.metadata.metadata else None,
+            "metadata_source": self.metadata.how,
+        }
+        if self.backend == "oci":
+            out.update(oci_registry=self.oci_registry, oci_repository=self.oci_repository, oci_scheme=self.oci_scheme,
+                       reference=f"{self.oci_registry}/{self.oci_repository}")
+        elif self.backend == "local":
+            out.update(local_root=str(self.local_root), local_path=self.location)
+        else:
+            out.update(warg_url=self.warg_url)
+        return out
+
+
+def metadata_scheme(registry: str, rc: RegistryConfig) -> str:
+    """``http`` only for loopback hosts or a registry configured with ``protocol = "http"``."""
+    proto = rc.oci().protocol if "oci" in rc.backends else None
+    if proto:
+        return proto
+    return "http" if is_loopback_host(split_host(registry)) else "https"
+
+
+def oci_scheme(host: str, rc: RegistryConfig) -> str:
+    proto = rc.oci().protocol if "oci" in rc.backends else None
+    if proto:
+        return proto
+    return "http" if is_loopback_host(split_host(host)) else "https"
+
+
+def _cache_file(cache_dir: Path, registry: str) -> Path:
+    safe = registry.replace(":", "_").replace("/", "_").replace("[", "").replace("]", "")
+    return cache_dir / "metadata" / f"{safe}.json"
+
+
+def read_cached_metadata(cache_dir: Path, registry: str, ttl: int) -> MetadataResult | None:
+    path = _cache_file(cache_dir, registry)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data.get("registry") != registry or time.time() - float(data["fetched_at"]) > ttl:
+            return None
+        meta = RegistryMetadata.from_json(data["metadata"]) if data.get("metadata") is not None else None
+        return MetadataResult(meta, f"cached {data.get('url', '')}".strip())
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def write_cached_metadata(cache_dir: Path, registry: str, url: str, meta: RegistryMetadata | None) -> None:
+    from ._fsutil import atomic_write_bytes
+
+    path = _cache_file(cache_dir, registry)
+    data = {"registry": registry, "url": url, "fetched_at": time.time(), "metadata": meta.to_json() if meta else None}
+    try:
+        atomic_write_bytes(path, json.dumps(data, sort_keys=True).encode())
+    except OSError as exc:  # a cache we cannot write is not fatal
+        log.debug("cannot write metadata cache %s: %s", path, exc)
+
+
+def discovery_flow(registry: str, scheme: str, timeout: float) -> Flow[MetadataResult]:
+    """GET the well-known metadata (current path, then legacy). 404 on both = no metadata."""
+    last_url = ""
+    for path in (METADATA_PATH, LEGACY_METADATA_PATH):
+        url = f"{scheme}://{registry}{path}"
+        last_url = url
+        resp: Response = yield Request("GET", url, headers={"Accept": "application/json"},
+                                       max_body=METADATA_MAX_BYTES, timeout=timeout, retry=False)
+        if resp.status in (404, 410):
+            continue
+        if resp.status != 200:
+            raise RegistryError(f"registry metadata at {redact_url(url)} answered HTTP {resp.status}")
+        try:
+            meta = RegistryMetadata.from_json(resp.json())
+        except ValueError as exc:
+            raise RegistryError(f"registry metadata at {redact_url(url)} is invalid: {exc}") from None
+        return MetadataResult(meta, f"fetched {url}")
+    return MetadataResult(None, f"none (404 at {last_url.rsplit('/.well-known', 1)[0]}/.well-known/...)")
+
+
+def source_flow(config: Config, package: PackageRef, *, offline: bool = False) -> Flow[Source]:
+    """Resolve a package to its Source, discovering registry metadata only when needed."""
+    choice = config.choose_registry(package)
+    registry = choice.registry
+    rc = config.registry_config(registry)
+    explicit = rc.default_backend()
+
+    if choice.metadata is not None:
+        meta = MetadataResult(choice.metadata, "inline config")
+    elif explicit == "local":
+        meta = MetadataResult(None, "not fetched (local backend)")
+    elif explicit == "warg" and rc.warg().url:
+        meta = MetadataResult(None, "not fetched (warg url configured)")
+    else:
+        ttl = config.settings.metadata_ttl.value
+        cached = read_cached_metadata(config.cache_dir, registry, ttl)
+        if cached is not None:
+            meta = cached
+        elif offline:
+            meta = MetadataResult(None, "not fetched (offline)")
+        else:
+            scheme = metadata_scheme(registry, rc)
+            try:
+                meta = yield from discovery_flow(registry, scheme, config.settings.metadata_timeout.value)
+                write_cached_metadata(config.cache_dir, registry, meta.how.removeprefix("fetched ").split(" ")[0], meta.metadata)
+            except Exception as exc:  # noqa: BLE001 - mapped to a visible warning
+                from ._errors import PkgLoaderError
+
+                if not isinstance(exc, PkgLoaderError):
+                    raise
+                warning = (
+                    f"could not read registry metadata for {registry} ({exc.message}); "
+                    f"assuming {registry} is itself an OCI registry"
+                )
+                log.warning("%s", warning)
+                meta = MetadataResult(None, f"failed: {exc.message}", warning)
+
+    if explicit is not None:
+        backend = explicit
+        backend_rule = (f'registry."{registry}".default ({rc.default.origin})' if rc.default is not None
+                        else f'only backend configured for registry "{registry}"')
+    elif meta.metadata is not None and meta.metadata.protocol:
+        backend = meta.metadata.protocol
+        backend_rule = "registry metadata"
+        if backend == "local":
+            raise RegistryError(f"registry metadata for {registry} asks for the 'local' protocol, which only config may choose")
+    else:
+        backend = "oci"
+        backend_rule = "default (oci)"
+    if backend not in ("oci", "local", "warg"):
+        raise RegistryError(
+            f"registry {registry} prefers protocol {backend!r}, which pkgloader does not speak",
+            hint=f'set default = "oci" under [registry."{registry}"] if it also serves OCI',
+        )
+
+    if backend == "oci":
+        md = meta.metadata
+        host = (md.oci_registry if md else None) or registry
+        prefix = md.oci_namespace_prefix if md else ""
+        repo = f"{prefix}{package.namespace}/{package.name}"
+        return Source(package, choice, "oci", backend_rule, meta, rc, oci_registry=host, oci_repository=repo,
+                      oci_scheme=oci_scheme(host, rc))
+    if backend == "local":
+        local = rc.local()
+        if local is None:
+            raise ConfigError(
+                f'registry "{registry}" uses the local backend but has no root directory',
+                hint=f'add root = "/path/to/dir" under [registry."{registry}".local]',
+            )
+        return Source(package, choice, "local", backend_rule, meta, rc, local_root=local.root)
+    url = rc.warg().url or (meta.metadata.warg_url if meta.metadata else None)
+    if not url:
+        url = f"{'http' if is_loopback_host(split_host(registry)) else 'https'}://{registry}"
+    return Source(package, choice, "warg", backend_rule, meta, rc, warg_url=url.rstrip("/"))
+
+
+
+def http_settings(config: Config, registry: str) -> HttpSettings:
+    """Timeouts, retries and TLS for talking to ``registry`` (its ``oci`` table's certificates
+    apply to metadata discovery too)."""
+    rc = config.registry_config(registry)
+    oci = rc.oci() if "oci" in rc.backends else None
+    st = config.settings
+    return HttpSettings(
+        timeout=st.timeout.value,
+        connect_timeout=st.connect_timeout.value,
+        retries=st.retries.value,
+        verify=make_ssl_context(oci.extra_root_certificates, oci.accept_invalid_certificates) if oci else True,
+        max_connections=max(st.max_concurrency.value, 4),
+    )
+
+
+def resolve_source(config: Config, package: PackageRef, *, offline: bool = False) -> Source:
+    """Synchronous convenience: resolve one package's source, opening a connection only
+    when metadata must be discovered."""
+    from ._http import SyncTransport, run_sync
+
+    opened: list[SyncTransport] = []
+
+    def transport() -> SyncTransport:
+        opened.append(SyncTransport(http_settings(config, config.choose_registry(package).registry)))
+        return opened[0]
+
+    try:
+        return run_sync(source_flow(config, package, offline=offline), transport)
+    finally:
+        for t in opened:
+            t.close()

@@ -1,0 +1,131 @@
+"""Argument parsing, logging set-up, and error rendering with stable exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import traceback
+from typing import Any, Callable, Sequence
+
+from .._errors import EXIT_CODES, PkgLoaderError
+
+log = logging.getLogger("pkgloader")
+
+EPILOG = "exit codes:\n" + "\n".join(f"  {code:>3}  {text}" for code, text in EXIT_CODES.items())
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        sys.stderr.write(f"error[usage]: {message}\n  hint: run '{self.prog} --help'\n")
+        raise SystemExit(2)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("common options")
+    g.add_argument("--config", metavar="FILE", action="append", default=[],
+                   help="add a config file as the highest file layer (repeatable; built-ins and other files still apply)")
+    g.add_argument("--registry", metavar="NAME",
+                   help="use this registry for the packages named on the command line (overrides config)")
+    g.add_argument("--cache-dir", metavar="DIR", help="cache directory (default: PKGLOADER_CACHE_DIR or the platform cache dir)")
+    g.add_argument("-v", "--verbose", action="count", default=0, help="more output (-vv for HTTP debug); shows tracebacks")
+    g.add_argument("-q", "--quiet", action="store_true", help="only errors on stderr")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .. import __version__
+
+    parser = _Parser(
+        prog="pkgloader",
+        description="Find, verify and cache WebAssembly component packages (WIT packages and components).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"pkgloader {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    from . import _config_cmd
+
+    _config_cmd.register(sub, _common)
+    for mod_name in ("_fetch_cmd", "_cache_cmd"):
+        try:
+            mod = __import__(f"pkgloader.cli.{mod_name}", fromlist=["register"])
+        except ModuleNotFoundError:
+            continue
+        mod.register(sub, _common)
+    return parser
+
+
+class _Formatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        level = record.levelname.lower()
+        return f"{level}: {record.getMessage()}"
+
+
+def _setup_logging(verbose: int, quiet: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Formatter())
+    root = logging.getLogger("pkgloader")
+    root.handlers[:] = [handler]
+    root.propagate = False
+    if quiet:
+        root.setLevel(logging.ERROR)
+    elif verbose >= 1:
+        root.setLevel(logging.DEBUG)
+    else:
+        root.setLevel(logging.WARNING)
+    if verbose >= 2:
+        for name in ("httpx", "httpcore"):
+            lg = logging.getLogger(name)
+            lg.handlers[:] = [handler]
+            lg.setLevel(logging.DEBUG)
+
+
+def run(argv: Sequence[str]) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(list(argv))
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    verbose = getattr(args, "verbose", 0)
+    _setup_logging(verbose, getattr(args, "quiet", False))
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except PkgLoaderError as exc:
+        if verbose:
+            traceback.print_exc(file=sys.stderr)
+        sys.stderr.write(exc.render() + "\n")
+        if getattr(args, "json", False):
+            emit_json({"error": exc.to_json()})
+        return exc.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # a bug: say so, and show the traceback with -v
+        if verbose:
+            traceback.print_exc(file=sys.stderr)
+        sys.stderr.write(
+            f"error[internal-error]: unexpected {type(exc).__name__}: {exc}\n"
+            "  hint: this is a bug in pkgloader; rerun with -v and report the output\n"
+        )
+        return 1
+
+
+def emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def load_config(args: argparse.Namespace) -> Any:
+    """The config exactly as every command sees it, with warnings printed once."""
+    from .._config import Config
+
+    cfg = Config.load(config_files=args.config, registry=args.registry, cache_dir=args.cache_dir)
+    for warning in cfg.warnings:
+        log.warning("%s", warning)
+    return cfg
