@@ -1,0 +1,1 @@
+"""warg backend (work in progress)."""
