@@ -64,18 +64,18 @@ class _Syntax(Exception):
     """
 
     def __init__(
-        self, pos: int, problem: str, *, expected: str = "", hint: str | None = None, at_end: bool = False
+        self, pos: int, problem: str, *, note: str = "", hint: str | None = None, at_end: bool = False
     ) -> None:
         super().__init__(problem)
         self.pos = pos
         self.problem = problem
-        self.expected = expected
+        self.note = note
         self.hint = hint
         self.at_end = at_end
 
     def reason(self, offset: int = 0) -> str:
         text = self.problem if self.at_end else f"{self.problem} at position {self.pos + offset + 1}"
-        return f"{text}; {self.expected}" if self.expected else text
+        return f"{text}; {self.note}" if self.note else text
 
 
 def _quote(text: str, limit: int = 80) -> str:
@@ -148,8 +148,8 @@ def _scan_number(text: str, i: int, what: str) -> tuple[int, int]:
         j += 1
     if j == i:
         if i == n:
-            raise _Syntax(i, "unexpected end of input", expected=f"expected the {what}", at_end=True)
-        raise _Syntax(i, _unexpected(text[i]), expected=f"expected the {what}")
+            raise _Syntax(i, "unexpected end of input", note=f"expected the {what}", at_end=True)
+        raise _Syntax(i, _unexpected(text[i]), note=f"expected the {what}")
     digits = text[i:j]
     if j - i > 1 and text[i] == "0":
         raise _Syntax(i, f"leading zero in {what} {_quote(digits)}")
@@ -176,7 +176,7 @@ def _scan_identifiers(text: str, i: int, pre: bool) -> tuple[tuple[PreId, ...], 
                 raise _Syntax(j, f"{kind} is empty", at_end=True)
             if text[j] == "." or (pre and text[j] == "+"):
                 raise _Syntax(j, f"{kind} is empty")
-            raise _Syntax(j, _unexpected(text[j]), expected=f"expected a {kind}")
+            raise _Syntax(j, _unexpected(text[j]), note=f"expected a {kind}")
         ident = text[start:j]
         if pre and ident.isdigit():
             if len(ident) > 1 and ident[0] == "0":
@@ -227,9 +227,9 @@ def _scan_version(text: str) -> tuple[int, int, int, tuple[PreId, ...], tuple[st
     expected_dot = "expected '.' and the {}"
     for what in ("minor version number", "patch version number"):
         if i == len(text):
-            raise _Syntax(i, "unexpected end of input", expected=expected_dot.format(what), at_end=True)
+            raise _Syntax(i, "unexpected end of input", note=expected_dot.format(what), at_end=True)
         if text[i] != ".":
-            raise _Syntax(i, _unexpected(text[i]), expected=expected_dot.format(what))
+            raise _Syntax(i, _unexpected(text[i]), note=expected_dot.format(what))
         value, i = _scan_number(text, i + 1, what)
         if what.startswith("minor"):
             minor = value
@@ -245,7 +245,7 @@ def _scan_version(text: str) -> tuple[int, int, int, tuple[PreId, ...], tuple[st
         build, i = _scan_identifiers(text, i + 1, pre=False)
         expected = "expected '.' or the end"
     if i < len(text):
-        raise _Syntax(i, _unexpected(text[i]), expected=expected)
+        raise _Syntax(i, _unexpected(text[i]), note=expected)
     return major, minor, patch, pre, build  # type: ignore[return-value]
 
 
@@ -278,11 +278,11 @@ def _scan_comparator(text: str, i: int) -> tuple[Comparator, int]:
         raise _Syntax(
             i,
             f"unexpected character {_char(text[i])}",
-            expected="expected the major version number",
+            note="expected the major version number",
             hint="drop the leading 'v' (write 1.2, not v1.2)",
         )
     if i == n and not default:
-        raise _Syntax(i, "unexpected end of input", expected=f"expected a version after {op!r}", at_end=True)
+        raise _Syntax(i, "unexpected end of input", note=f"expected a version after {op!r}", at_end=True)
     major, i = _scan_number(text, i, "major version number")
     minor: int | None = None
     patch: int | None = None
@@ -305,11 +305,11 @@ def _scan_comparator(text: str, i: int) -> tuple[Comparator, int]:
                 wildcard = True
             elif wildcard:
                 if i == n:
-                    raise _Syntax(i, "unexpected end of input", expected="expected '*' after a wildcard", at_end=True)
+                    raise _Syntax(i, "unexpected end of input", note="expected '*' after a wildcard", at_end=True)
                 raise _Syntax(
                     i,
                     f"unexpected character {_char(text[i])} after a wildcard",
-                    expected="only '*' can follow a wildcard",
+                    note="only '*' can follow a wildcard",
                 )
             else:
                 patch, i = _scan_number(text, i, "patch version number")
@@ -317,7 +317,7 @@ def _scan_comparator(text: str, i: int) -> tuple[Comparator, int]:
         raise _Syntax(
             i,
             f"unexpected character {_char(text[i])} after a wildcard",
-            expected="expected ',' or the end",
+            note="expected ',' or the end",
         )
     pre: tuple[PreId, ...] = ()
     if i < n and text[i] in "-+" and patch is None:
@@ -367,7 +367,7 @@ def _scan_req(text: str) -> tuple[Comparator, ...]:
         raise _Syntax(
             j,
             f"unexpected character {_char(text[j])} after a wildcard",
-            expected="write '*' alone, or a version with a wildcard such as 1.*",
+            note="write '*' alone, or a version with a wildcard such as 1.*",
         )
     comparators: list[Comparator] = []
     while True:
@@ -380,7 +380,7 @@ def _scan_req(text: str) -> tuple[Comparator, ...]:
                     hint="'*' matches every stable version; drop it or the other comparators",
                 )
         if i == n:
-            raise _Syntax(i, "unexpected end of input", expected="expected a comparator after ','", at_end=True)
+            raise _Syntax(i, "unexpected end of input", note="expected a comparator after ','", at_end=True)
         comparator, i = _scan_comparator(text, i)
         comparators.append(comparator)
         if i == n:
