@@ -667,8 +667,8 @@ class _Loader:
         dotted = ".".join(f'"{k}"' if not re.fullmatch(r"[A-Za-z0-9_-]+", k) else k for k in keypath)
         where = f"{self.source}:{origin.line}" if origin.line else self.source
         return ConfigError(
-            f"{message} (key {dotted} in {where})",
-            details=[f"file: {where}", f"key: {dotted}", f"layer: {self.layer}"],
+            f"{dotted}: {message}",
+            details=[f"in {where} ({self.layer} layer)"],
             hint=hint,
         )
 

@@ -137,11 +137,19 @@ def make_ssl_context(extra_root_certificates: Iterable[bytes] = (), accept_inval
     if not extra:
         return True
     ctx = ssl.create_default_context()
-    for cert in extra:
-        if cert.lstrip().startswith(b"-----BEGIN"):
-            ctx.load_verify_locations(cadata=cert.decode())
-        else:
-            ctx.load_verify_locations(cadata=cert)
+    for i, cert in enumerate(extra):
+        try:
+            if cert.lstrip().startswith(b"-----BEGIN"):
+                ctx.load_verify_locations(cadata=cert.decode())
+            else:
+                ctx.load_verify_locations(cadata=cert)
+        except (ssl.SSLError, ValueError) as exc:
+            from ._errors import ConfigError
+
+            raise ConfigError(
+                f"extra_root_certificates[{i}] is not a usable certificate: {getattr(exc, 'reason', None) or exc}",
+                hint="paste the CA's whole PEM block (or base64 DER with encoding = \"der\")",
+            ) from None
     return ctx
 
 

@@ -1,0 +1,119 @@
+"""Content digests (``sha256:<64 hex>``) and a hashing, size-checking writer."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from ._errors import DigestMismatch, InvalidManifest, SizeMismatch
+
+__all__ = ["Digest", "VerifyingWriter", "sha256_digest"]
+
+_DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+_OTHER_ALGO_RE = re.compile(r"^(sha384|sha512):[0-9a-f]+$")
+
+
+@dataclass(frozen=True, order=True)
+class Digest:
+    """A content digest. Only sha256 is produced; sha384/512 are refused with a clear error."""
+
+    algorithm: str
+    hex: str
+
+    @classmethod
+    def parse(cls, text: str, *, what: str = "digest") -> Digest:
+        if isinstance(text, str) and _DIGEST_RE.match(text):
+            return cls("sha256", text[7:])
+        if isinstance(text, str) and _OTHER_ALGO_RE.match(text):
+            raise InvalidManifest(
+                f"{what} {text[:20]}... uses {text.split(':')[0]}, which pkgloader does not verify",
+                code="unsupported-digest",
+                hint="publish with sha256 digests (the OCI default)",
+            )
+        raise InvalidManifest(f"invalid {what} {str(text)[:80]!r}: expected sha256:<64 lowercase hex>", code="invalid-digest")
+
+    @classmethod
+    def of(cls, data: bytes) -> Digest:
+        return cls("sha256", hashlib.sha256(data).hexdigest())
+
+    def __str__(self) -> str:
+        return f"{self.algorithm}:{self.hex}"
+
+    def __repr__(self) -> str:
+        return f"<Digest('{self}')>"
+
+    @property
+    def short(self) -> str:
+        return f"{self.algorithm}:{self.hex[:12]}"
+
+
+def sha256_digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+class VerifyingWriter:
+    """Write chunks to ``out`` while hashing and counting; refuse to exceed ``size``.
+
+    ``verify()`` raises :class:`DigestMismatch` / :class:`SizeMismatch` with expected vs got.
+    Used as an HTTP sink: ``writer.write`` is called with each received chunk.
+    """
+
+    __slots__ = ("out", "expected", "size", "what", "origin", "_hash", "written", "head")
+
+    def __init__(self, out: BinaryIO | None, expected: Digest, size: int | None, *, what: str, origin: str) -> None:
+        self.out = out
+        self.expected = expected
+        self.size = size
+        self.what = what
+        self.origin = origin
+        self._hash = hashlib.sha256()
+        self.written = 0
+        self.head = b""
+
+    def write(self, chunk: bytes) -> None:
+        n = len(chunk)
+        if self.size is not None and self.written + n > self.size:
+            raise SizeMismatch(
+                f"content of {self.what} is larger than its manifest says",
+                details=[f"expected {self.size} bytes (manifest layer)", f"got      more than {self.size} bytes from {self.origin}",
+                         "nothing was kept"],
+                hint="retry; if it persists the registry is serving corrupted content",
+            )
+        if self.written < 8:
+            self.head = (self.head + chunk[: 8 - self.written])[:8]
+        self._hash.update(chunk)
+        if self.out is not None:
+            self.out.write(chunk)
+        self.written += n
+
+    def reset(self) -> None:
+        """Start over (before a retried download)."""
+        self._hash = hashlib.sha256()
+        self.written = 0
+        self.head = b""
+        if self.out is not None:
+            self.out.seek(0)
+            self.out.truncate()
+
+    @property
+    def digest(self) -> Digest:
+        return Digest("sha256", self._hash.hexdigest())
+
+    def verify(self) -> None:
+        if self.size is not None and self.written != self.size:
+            raise SizeMismatch(
+                f"content of {self.what} is {self.written} bytes, not the {self.size} its manifest says",
+                details=[f"expected {self.size} bytes (manifest layer)", f"got      {self.written} bytes from {self.origin}",
+                         "nothing was kept"],
+                hint="retry; if it persists the registry is serving corrupted content",
+            )
+        got = self.digest
+        if got != self.expected:
+            raise DigestMismatch(
+                f"content of {self.what} does not match its digest",
+                details=[f"expected {self.expected}  (manifest layer)", f"got      {got}  ({self.written} bytes from {self.origin})",
+                         "nothing was kept"],
+                hint="retry; if it persists the registry is serving corrupted content",
+            )
