@@ -11,8 +11,11 @@ from __future__ import annotations
 import binascii
 import functools
 import hashlib
+import os
 import re
-from typing import Final
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Final, Sequence
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -42,6 +45,7 @@ __all__ = [
     "parse_public_key",
     "key_id_of",
     "parse_signature",
+    "verify_batch",
     "SigningKey",
 ]
 
@@ -184,6 +188,44 @@ def parse_signature(text: object) -> bytes:
         return b64decode(parts[1], f"signature {text[:100]!r}")
     except BadValue as exc:
         raise BadValue(exc.message, WargSignatureError) from None
+
+
+# --- batch verification ----------------------------------------------------------------
+
+#: Below this many signatures a batch is verified inline; above it the work is split over
+#: a few threads (OpenSSL releases the GIL while verifying).
+PARALLEL_THRESHOLD: Final = 256
+_WORKERS: Final = max(1, min(4, os.cpu_count() or 1))
+_executor: ThreadPoolExecutor | None = None
+_executor_lock = threading.Lock()
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _executor
+    with _executor_lock:
+        if _executor is None:
+            _executor = ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="pkgloader-warg-verify")
+        return _executor
+
+
+def _first_failure(items: Sequence[tuple[PublicKey, bytes, bytes, bytes]], start: int, stop: int) -> int | None:
+    for i in range(start, stop):
+        key, prefix, payload, der = items[i]
+        if not key.verify(prefix, payload, der):
+            return i
+    return None
+
+
+def verify_batch(items: Sequence[tuple[PublicKey, bytes, bytes, bytes]]) -> int | None:
+    """Verify ``(key, prefix, payload, der)`` signatures; return the index of the first one
+    (in order) that does not verify, or ``None`` if all do."""
+    n = len(items)
+    if n < PARALLEL_THRESHOLD or _WORKERS == 1:
+        return _first_failure(items, 0, n)
+    step = -(-n // _WORKERS)
+    futures = [_pool().submit(_first_failure, items, lo, min(lo + step, n)) for lo in range(0, n, step)]
+    failures = [f.result() for f in futures]
+    return next((i for i in failures if i is not None), None)
 
 
 # --- signing (tests, benchmarks, vector generation only) ---------------------------------

@@ -41,6 +41,7 @@ from ._crypto import (
     parse_hash,
     parse_public_key,
     parse_signature,
+    verify_batch,
 )
 from ._records import (
     OPERATOR_LOG_ID,
@@ -82,6 +83,8 @@ _OPERATOR_PERMISSION_ORDER = tuple(OPERATOR_PERMISSIONS.values())
 _ALL_PACKAGE_PERMISSIONS = frozenset(_PACKAGE_PERMISSION_ORDER)
 _ALL_OPERATOR_PERMISSIONS = frozenset(_OPERATOR_PERMISSION_ORDER)
 _EMPTY: frozenset[str] = frozenset()
+#: flush signature checks at least this often, so a bad record in a huge log surfaces early
+_MAX_PENDING = 8192
 
 
 class StateFormatError(ValueError):
@@ -384,6 +387,7 @@ class _LogBuilder:
         "head_index",
         "head_token",
         "_pk",
+        "_pending",
         "_broken",
     )
 
@@ -402,6 +406,8 @@ class _LogBuilder:
         self.head_index: int | None = head.registry_index if head else None
         self.head_token: str | None = head.fetch_token if head else None
         self._pk: dict[str, PublicKey] = {}
+        # signatures checked in batches: (key, der, envelope, record id, position, signer)
+        self._pending: list[tuple[PublicKey, bytes, PublishedRecord, str, int, str]] = []
         self._broken: BaseException | None = None
 
     # -- helpers --
@@ -419,8 +425,9 @@ class _LogBuilder:
         record_id: str,
         env: PublishedRecord,
         details: Iterable[str] = (),
+        position: int | None = None,
     ) -> WargVerificationError:
-        where = f"record {self.length}"
+        where = f"record {self.length if position is None else position}"
         if env.registry_index is not None:
             where += f" (registry index {env.registry_index})"
         return cls(
@@ -476,14 +483,7 @@ class _LogBuilder:
             der = parse_signature(env.signature)
         except BadValue as exc:
             raise self._error(exc.error, f"has a malformed signature: {exc.message}", record_id, env) from None
-        if not pk.verify(self._signature_prefix, env.content, der):
-            raise self._error(
-                WargSignatureError,
-                f"has a signature that does not verify with key {signer}",
-                record_id,
-                env,
-                [f"signature {env.signature[:40]}…"],
-            )
+        self._pending.append((pk, der, env, record_id, self.length, signer))
         self.head_id = record_id
         self.head_time = time
         self.head_index = env.registry_index
@@ -491,26 +491,65 @@ class _LogBuilder:
         self.length += 1
 
     def apply(self, env: PublishedRecord) -> str:
-        """Validate and apply one envelope; returns its record ID. After an error the
-        builder is broken and every further call re-raises that error."""
+        """Validate and apply one envelope; returns its record ID.
+
+        Signatures are checked in batches: call :meth:`flush` after a batch (``freeze``
+        does). An error is always reported for the earliest failing record in log order.
+        After an error the builder is broken and every further call re-raises it.
+        """
         if self._broken is not None:
             raise self._broken
         try:
-            return self._apply(env)
+            record_id = self._apply(env)
+            if len(self._pending) >= _MAX_PENDING:
+                self._flush()
+            return record_id
         except BaseException as exc:
+            try:
+                self._flush()  # an earlier record's bad signature takes precedence
+            except BaseException as earlier:
+                exc = earlier
             self._broken = exc
-            raise
+            raise exc from None
 
     def apply_all(self, envelopes: Iterable[PublishedRecord]) -> None:
         for env in envelopes:
             self.apply(env)
+        self.flush()
+
+    def flush(self) -> None:
+        """Verify the signatures of all records applied so far."""
+        if self._broken is not None:
+            raise self._broken
+        try:
+            self._flush()
+        except BaseException as exc:
+            self._broken = exc
+            raise
+
+    def _flush(self) -> None:
+        pending = self._pending
+        if not pending:
+            return
+        self._pending = []
+        prefix = self._signature_prefix
+        bad = verify_batch([(pk, prefix, env.content, der) for pk, der, env, *_ in pending])
+        if bad is not None:
+            _, _, env, record_id, position, signer = pending[bad]
+            raise self._error(
+                WargSignatureError,
+                f"has a signature that does not verify with key {signer}",
+                record_id,
+                env,
+                [f"signature {env.signature[:40]}…"],
+                position=position,
+            )
 
     def _apply(self, env: PublishedRecord) -> str:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def _check_usable(self) -> None:
-        if self._broken is not None:
-            raise self._broken
+        self.flush()
         if self.head_id is None:
             raise WargInvalidRecord(f"{self.label} has no records")
 

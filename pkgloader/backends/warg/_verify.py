@@ -320,6 +320,7 @@ class Update:
                 )
             builder.apply(env)
             applied += 1
+        builder.flush()
         if applied:
             self._changed.add(key)
         return applied
