@@ -395,11 +395,16 @@ def _scan_req(text: str) -> tuple[Comparator, ...]:
 # --- Version -------------------------------------------------------------------------
 
 
+_RELEASE = (1,)
+_setattr = object.__setattr__
+_new = object.__new__
+
+
 def _pre_key(pre: tuple[PreId, ...]) -> tuple:
     """Precedence key of a pre-release (SemVer §11.4); a release sorts above every
     pre-release of the same major.minor.patch."""
     if not pre:
-        return (1,)
+        return _RELEASE
     return (0, *[(0, p) if type(p) is int else (1, p) for p in pre])
 
 
@@ -494,14 +499,13 @@ class Version:
         build: tuple[str, ...],
         text: str | None,
     ) -> None:
-        setattr_ = object.__setattr__
-        setattr_(self, "major", major)
-        setattr_(self, "minor", minor)
-        setattr_(self, "patch", patch)
-        setattr_(self, "pre", pre)
-        setattr_(self, "build", build)
-        setattr_(self, "_key", (major, minor, patch, _pre_key(pre)))
-        setattr_(self, "_str", text)
+        _setattr(self, "major", major)
+        _setattr(self, "minor", minor)
+        _setattr(self, "patch", patch)
+        _setattr(self, "pre", pre)
+        _setattr(self, "build", build)
+        _setattr(self, "_key", (major, minor, patch, _pre_key(pre)))
+        _setattr(self, "_str", text)
 
     @classmethod
     def _make(
@@ -513,9 +517,15 @@ class Version:
         build: tuple[str, ...] = (),
         text: str | None = None,
     ) -> Version:
-        """Internal: a Version from parts already known to be valid."""
-        self = cls.__new__(cls)
-        self._init(major, minor, patch, pre, build, text)
+        """Internal: a Version from parts already known to be valid (the fast path)."""
+        self = _new(cls)
+        _setattr(self, "major", major)
+        _setattr(self, "minor", minor)
+        _setattr(self, "patch", patch)
+        _setattr(self, "pre", pre)
+        _setattr(self, "build", build)
+        _setattr(self, "_key", (major, minor, patch, _pre_key(pre) if pre else _RELEASE))
+        _setattr(self, "_str", text)
         return self
 
     # -- parsing -------------------------------------------------------------------
@@ -571,7 +581,7 @@ class Version:
                 text += "-" + ".".join(map(str, self.pre))
             if self.build:
                 text += "+" + ".".join(self.build)
-            object.__setattr__(self, "_str", text)
+            _setattr(self, "_str", text)
         return text
 
     def __repr__(self) -> str:
@@ -697,13 +707,12 @@ class Comparator:
         self._init(op, major, minor, patch, pre)
 
     def _init(self, op: str, major: int, minor: int | None, patch: int | None, pre: tuple[PreId, ...]) -> None:
-        setattr_ = object.__setattr__
-        setattr_(self, "op", op)
-        setattr_(self, "major", major)
-        setattr_(self, "minor", minor)
-        setattr_(self, "patch", patch)
-        setattr_(self, "pre", pre)
-        setattr_(self, "_pre_key", _pre_key(pre))
+        _setattr(self, "op", op)
+        _setattr(self, "major", major)
+        _setattr(self, "minor", minor)
+        _setattr(self, "patch", patch)
+        _setattr(self, "pre", pre)
+        _setattr(self, "_pre_key", _pre_key(pre))
 
     @classmethod
     def _make(cls, op: str, major: int, minor: int | None, patch: int | None, pre: tuple[PreId, ...]) -> Comparator:
@@ -882,8 +891,8 @@ class VersionReq:
                 raise TypeError(f"comparators must be Comparator, not {type(c).__name__}")
         if len(comparators) > _MAX_COMPARATORS:
             raise InvalidVersionReq(f"invalid version requirement: more than {_MAX_COMPARATORS} comparators")
-        object.__setattr__(self, "comparators", comparators)
-        object.__setattr__(self, "_str", None)
+        _setattr(self, "comparators", comparators)
+        _setattr(self, "_str", None)
 
     @classmethod
     def parse(cls, text: str) -> VersionReq:
@@ -940,7 +949,7 @@ class VersionReq:
         text = self._str
         if text is None:
             text = ", ".join(map(str, self.comparators)) if self.comparators else "*"
-            object.__setattr__(self, "_str", text)
+            _setattr(self, "_str", text)
         return text
 
     def __repr__(self) -> str:
