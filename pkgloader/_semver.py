@@ -59,6 +59,9 @@ _VERSION_RE = re.compile(
 class _Syntax(Exception):
     """Internal: a parse failure at ``pos`` (0-based) of the text being parsed.
 
+    Messages count positions from 1 (the first character is "position 1"), and the caret
+    line in the details points at the same character.
+
     Turned into a public error by ``_input_error``; ``_ref`` shifts ``pos`` to point into a
     longer input (``wasi:http@<req>``).
     """
@@ -81,7 +84,8 @@ class _Syntax(Exception):
 def _quote(text: str, limit: int = 80) -> str:
     """``text`` quoted for a message: Python repr (escapes control characters), shortened."""
     if len(text) > limit:
-        return repr(text[: limit - 3])[:-1] + "..." + repr(text)[-1]
+        head = repr(text[: limit - 3])
+        return head[:-1] + "..." + head[-1]
     return repr(text)
 
 
@@ -110,12 +114,12 @@ def _pointer(text: str, pos: int, window: int = 40) -> list[str]:
     """
     if not text:
         return []
-    cells = [_cell(ch) for ch in text]
-    start, end = 0, len(cells)
-    if sum(w for _, w in cells) > 2 * window + 20:
-        start, end = max(0, pos - window), min(len(cells), pos + window)
-    line = ("..." if start else "") + "".join(s for s, _ in cells[start:end]) + ("..." if end < len(cells) else "")
-    column = (3 if start else 0) + sum(w for _, w in cells[start:pos])
+    start, end = 0, len(text)
+    if end > 2 * window + 20:
+        start, end = max(0, pos - window), min(end, pos + window)
+    cells = [_cell(ch) for ch in text[start:end]]
+    line = ("..." if start else "") + "".join(s for s, _ in cells) + ("..." if end < len(text) else "")
+    column = (3 if start else 0) + sum(w for _, w in cells[: pos - start])
     return [line, " " * column + "^"]
 
 
@@ -206,7 +210,7 @@ def _version_hint(text: str) -> str | None:
         full = ".".join(parts + ["0"] * (3 - len(parts)))
         candidates.append((full, "a version has three numbers: {}"))
     for fixed, template in candidates:
-        if _VERSION_RE.fullmatch(fixed) and _scan_ok(fixed):
+        if _scan_ok(fixed):
             return template.format(fixed)
     return None
 
@@ -224,17 +228,8 @@ def _scan_version(text: str) -> tuple[int, int, int, tuple[PreId, ...], tuple[st
     if not text:
         raise _Syntax(0, "empty string", at_end=True)
     major, i = _scan_number(text, 0, "major version number")
-    expected_dot = "expected '.' and the {}"
-    for what in ("minor version number", "patch version number"):
-        if i == len(text):
-            raise _Syntax(i, "unexpected end of input", note=expected_dot.format(what), at_end=True)
-        if text[i] != ".":
-            raise _Syntax(i, _unexpected(text[i]), note=expected_dot.format(what))
-        value, i = _scan_number(text, i + 1, what)
-        if what.startswith("minor"):
-            minor = value
-        else:
-            patch = value
+    minor, i = _scan_number(text, _scan_dot(text, i, "minor version number"), "minor version number")
+    patch, i = _scan_number(text, _scan_dot(text, i, "patch version number"), "patch version number")
     pre: tuple[PreId, ...] = ()
     build: tuple[PreId, ...] = ()
     expected = "expected '-', '+' or the end"
@@ -247,6 +242,16 @@ def _scan_version(text: str) -> tuple[int, int, int, tuple[PreId, ...], tuple[st
     if i < len(text):
         raise _Syntax(i, _unexpected(text[i]), note=expected)
     return major, minor, patch, pre, build  # type: ignore[return-value]
+
+
+def _scan_dot(text: str, i: int, what: str) -> int:
+    """The index after the '.' at ``i`` that introduces the ``what``."""
+    if i < len(text) and text[i] == ".":
+        return i + 1
+    note = f"expected '.' and the {what}"
+    if i == len(text):
+        raise _Syntax(i, "unexpected end of input", note=note, at_end=True)
+    raise _Syntax(i, _unexpected(text[i]), note=note)
 
 
 def _skip_spaces(text: str, i: int) -> int:
@@ -488,24 +493,14 @@ class Version:
         major = _check_number(major, "major version number")
         minor = _check_number(minor, "minor version number")
         patch = _check_number(patch, "patch version number")
-        self._init(major, minor, patch, _check_pre(pre), _check_build(build), None)
-
-    def _init(
-        self,
-        major: int,
-        minor: int,
-        patch: int,
-        pre: tuple[PreId, ...],
-        build: tuple[str, ...],
-        text: str | None,
-    ) -> None:
+        pre = _check_pre(pre)
         _setattr(self, "major", major)
         _setattr(self, "minor", minor)
         _setattr(self, "patch", patch)
         _setattr(self, "pre", pre)
-        _setattr(self, "build", build)
+        _setattr(self, "build", _check_build(build))
         _setattr(self, "_key", (major, minor, patch, _pre_key(pre)))
-        _setattr(self, "_str", text)
+        _setattr(self, "_str", None)
 
     @classmethod
     def _make(
@@ -552,8 +547,10 @@ class Version:
         OCI tags cannot contain ``+``, so build metadata is written after ``_``
         (``1.2.3_build.5`` is ``1.2.3+build.5``; the Helm convention). ``latest``,
         ``v1.0.0``, ``sha256-abc.sig`` and tags with more than one ``_`` give None.
+        A ``+`` is read as written (``1.2.3+build.5``), so the plain version text of a
+        file name or a non-OCI listing works too.
         """
-        return _version_from_tag(tag)
+        return _version_from_tag(tag) if isinstance(tag, str) else None
 
     def to_tag(self) -> str:
         """This version as an OCI tag (``+`` written as ``_``)."""
@@ -649,8 +646,6 @@ def _parse_version(text: str) -> Version:
 
 @lru_cache(maxsize=4096)
 def _version_from_tag(tag: str) -> Version | None:
-    if not isinstance(tag, str) or "+" in tag:
-        return None
     underscores = tag.count("_")
     if underscores > 1:
         return None

@@ -339,7 +339,8 @@ def test_tag_round_trip_keeps_build(text: str) -> None:
 def test_from_tag_never_raises(tag: str) -> None:
     v = Version.from_tag(tag)
     if v is not None:
-        assert v.to_tag() == tag
+        assert v.to_tag() == tag.replace("+", "_")
+        assert Version.from_tag(v.to_tag()) == v
 
 
 # --- requirements: syntax and canonical form ------------------------------------------------

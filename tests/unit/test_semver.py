@@ -351,7 +351,8 @@ TAGS = [
     ("1.2.3_a_b", None),  # more than one '_'
     ("1.2.3_", None),
     ("_1.2.3", None),
-    ("1.2.3+b", None),  # '+' cannot occur in a tag
+    ("1.2.3+b", "1.2.3+b"),  # not a valid OCI tag, but plain version text is read as written
+    ("1.2.3_a+b", None),
     ("01.2.3", None),
     ("", None),
 ]
