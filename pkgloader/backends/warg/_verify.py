@@ -252,8 +252,10 @@ class Update:
             more = body.get("more", False)
             if not isinstance(more, bool):
                 raise _bad_response("fetch/logs", "'more' is not a boolean")
-            operator = body.get("operator") or []
-            packages = body.get("packages") or {}
+            operator = body.get("operator")
+            operator = [] if operator is None else operator
+            packages = body.get("packages")
+            packages = {} if packages is None else packages
             if not isinstance(operator, list) or not isinstance(packages, Mapping):
                 raise _bad_response("fetch/logs", "'operator' must be a list and 'packages' an object")
             for warning in body.get("warnings") or []:
