@@ -292,6 +292,7 @@ def test_fork(reg: FakeWargRegistry, keys: dict[str, SigningKey]) -> None:
     assert state.log_length == 6
     fork = reg.fork(5)
     fork.release(WORLD, "0.9.0", b"other", keys["bob"])
+    fork.publish_checkpoint()  # the fork's own view of length 6
     fork.release(HELLO, "9.0.0", b"evil", keys["bob"])
     fork.publish_checkpoint()
     with pytest.raises(WargFork) as info:
