@@ -275,6 +275,22 @@ def run_sync(flow: Flow[T], transport: Callable[[], SyncTransport]) -> T:
         return stop.value  # type: ignore[no-any-return]
 
 
+async def run_async(flow: Flow[T], transport: Callable[[], AsyncTransport]) -> T:
+    """The async twin of :func:`run_sync`."""
+    try:
+        req = next(flow)
+        t = transport()
+        while True:
+            try:
+                resp = await t.send(req)
+            except (PkgLoaderError, BodyTooLarge) as exc:
+                req = flow.throw(exc)
+                continue
+            req = flow.send(resp)
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+
+
 MAX_REDIRECTS = 10
 
 
@@ -391,17 +407,7 @@ class AsyncTransport:
 
     async def run(self, flow: Flow[T]) -> T:
         """Drive ``flow`` to completion; transport errors are thrown into the flow."""
-        try:
-            req = next(flow)
-            while True:
-                try:
-                    resp = await self.send(req)
-                except (PkgLoaderError, BodyTooLarge) as exc:
-                    req = flow.throw(exc)
-                    continue
-                req = flow.send(resp)
-        except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
+        return await run_async(flow, lambda: self)
 
     async def send(self, req: Request) -> Response:
         import asyncio

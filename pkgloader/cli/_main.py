@@ -47,15 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
-    from . import _config_cmd
+    from . import _cache_cmd, _config_cmd, _fetch_cmd
 
+    _fetch_cmd.register(sub, _common)
     _config_cmd.register(sub, _common)
-    for mod_name in ("_fetch_cmd", "_cache_cmd"):
-        try:
-            mod = __import__(f"pkgloader.cli.{mod_name}", fromlist=["register"])
-        except ModuleNotFoundError:
-            continue
-        mod.register(sub, _common)
+    _cache_cmd.register(sub, _common)
     return parser
 
 

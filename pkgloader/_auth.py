@@ -1,0 +1,205 @@
+"""Registry authentication, sans-I/O: anonymous, basic, static bearer, and the bearer-token
+challenge flow (``WWW-Authenticate: Bearer realm=...,service=...,scope=...``).
+
+Tokens are cached per (realm, service, scope) until they expire. Once a host's challenge is
+known, a token for a new scope is fetched *before* the request, saving a 401 round trip.
+When configured credentials are refused on a pull, one anonymous attempt is made.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import threading
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode, urlsplit
+
+from ._errors import AuthError, RegistryError
+from ._http import Flow, Request, Response, redact_url
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ._credentials import Credentials
+
+__all__ = ["AuthSession", "Challenge", "parse_challenge", "authed"]
+
+_PARAM_RE = re.compile(r'([A-Za-z_][A-Za-z0-9_-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))')
+TOKEN_SAFETY_MARGIN = 10.0
+DEFAULT_TOKEN_LIFETIME = 60.0
+
+
+@dataclass(frozen=True)
+class Challenge:
+    scheme: str  # "bearer" | "basic" | other
+    params: dict[str, str]
+
+    @property
+    def realm(self) -> str | None:
+        return self.params.get("realm")
+
+    @property
+    def service(self) -> str | None:
+        return self.params.get("service")
+
+
+def parse_challenge(header: str | None) -> Challenge | None:
+    if not header:
+        return None
+    scheme, _, rest = header.strip().partition(" ")
+    params = {m.group(1).lower(): (m.group(2) if m.group(2) is not None else m.group(3)).replace('\\"', '"')
+              for m in _PARAM_RE.finditer(rest)}
+    return Challenge(scheme.lower(), params)
+
+
+class AuthSession:
+    """Per-client auth state: learned challenges and cached tokens. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._tokens: dict[tuple[str, str, str], tuple[str, float]] = {}
+        self._challenges: dict[str, Challenge] = {}  # host -> challenge
+        self._anonymous_hosts: set[str] = set()  # hosts where configured creds were refused
+        self.token_requests = 0
+
+    def challenge_for(self, host: str) -> Challenge | None:
+        with self._lock:
+            return self._challenges.get(host)
+
+    def learn(self, host: str, challenge: Challenge) -> None:
+        with self._lock:
+            self._challenges[host] = challenge
+
+    def token(self, challenge: Challenge, scope: str) -> str | None:
+        key = (challenge.realm or "", challenge.service or "", scope)
+        with self._lock:
+            hit = self._tokens.get(key)
+            if hit and hit[1] > time.time():
+                return hit[0]
+            return None
+
+    def store(self, challenge: Challenge, scope: str, token: str, lifetime: float) -> None:
+        key = (challenge.realm or "", challenge.service or "", scope)
+        with self._lock:
+            self._tokens[key] = (token, time.time() + max(lifetime - TOKEN_SAFETY_MARGIN, 1.0))
+
+    def drop(self, challenge: Challenge, scope: str) -> None:
+        with self._lock:
+            self._tokens.pop((challenge.realm or "", challenge.service or "", scope), None)
+
+
+def _basic(username: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+
+
+def token_flow(session: AuthSession, challenge: Challenge, scope: str, creds: Credentials | None,
+               registry: str) -> Flow[str | None]:
+    """Get a token from the challenge's realm. Returns None when the realm refuses the
+    credentials (401/403), so the caller can try anonymously."""
+    realm = challenge.realm
+    if not realm or urlsplit(realm).scheme not in ("http", "https"):
+        raise RegistryError(f"registry {registry} sent an unusable auth challenge (realm {realm!r})")
+    query: dict[str, str] = {}
+    if challenge.service:
+        query["service"] = challenge.service
+    if scope:
+        query["scope"] = scope
+    headers: dict[str, str] = {"Accept": "application/json"}
+    session.token_requests += 1
+    if creds is not None and creds.kind == "identity-token":
+        form = dict(query, grant_type="refresh_token", refresh_token=creds.secret, client_id="pkgloader")
+        req = Request("POST", realm, {**headers, "Content-Type": "application/x-www-form-urlencoded"},
+                      content=urlencode(form).encode(), max_body=1 << 20)
+    else:
+        if creds is not None and creds.kind == "basic":
+            headers["Authorization"] = _basic(creds.username or "", creds.secret)
+        sep = "&" if "?" in realm else "?"
+        req = Request("GET", realm + (sep + urlencode(query) if query else ""), headers, max_body=1 << 20)
+    resp: Response = yield req
+    if resp.status in (401, 403):
+        return None
+    if resp.status != 200:
+        raise RegistryError(f"token service {redact_url(realm)} for {registry} answered HTTP {resp.status}",
+                            hint="retry later; if it persists the registry's auth service is failing")
+    try:
+        data: Any = resp.json()
+        token = data.get("token") or data.get("access_token")
+        lifetime = float(data.get("expires_in") or DEFAULT_TOKEN_LIFETIME)
+    except (ValueError, AttributeError, TypeError):
+        raise RegistryError(f"token service {redact_url(realm)} for {registry} sent an invalid answer") from None
+    if not isinstance(token, str) or not token:
+        raise RegistryError(f"token service {redact_url(realm)} for {registry} sent no token")
+    session.store(challenge, scope, token, lifetime)
+    return token
+
+
+def authed(session: AuthSession, req: Request, *, host: str, scope: str, creds: Credentials | None,
+           registry: str) -> Flow[Response]:
+    """Send ``req`` with whatever auth the registry asks for. Returns the final response
+    (which may still be 401/403/404: the caller words the error)."""
+    use_creds = creds
+    tried_anonymous = False
+    base_headers = {k: v for k, v in req.headers.items() if k.lower() != "authorization"}
+    for _ in range(4):  # bounded: known challenge, fresh token, anonymous retry
+        headers = dict(base_headers)
+        challenge = session.challenge_for(host)
+        if use_creds is not None and use_creds.kind == "bearer":
+            headers["Authorization"] = f"Bearer {use_creds.secret}"
+        elif challenge is not None and challenge.scheme == "bearer":
+            token = session.token(challenge, scope)
+            if token is None:
+                token = yield from token_flow(session, challenge, scope, use_creds, registry)
+                if token is None:
+                    if use_creds is not None and not tried_anonymous:
+                        use_creds, tried_anonymous = None, True
+                        continue
+                    raise _refused(registry, creds, scope)
+            headers["Authorization"] = f"Bearer {token}"
+        elif challenge is not None and challenge.scheme == "basic" and use_creds is not None and use_creds.kind == "basic":
+            headers["Authorization"] = _basic(use_creds.username or "", use_creds.secret)
+        req.headers = headers
+        resp: Response = yield req
+        if resp.status != 401:
+            return resp
+        new = parse_challenge(resp.header("www-authenticate"))
+        sent_auth = "Authorization" in headers
+        if new is None or new.scheme not in ("bearer", "basic"):
+            return resp
+        old = challenge
+        session.learn(host, new)
+        if new.scheme == "bearer":
+            if sent_auth and old is not None and old.scheme == "bearer" and not (use_creds and use_creds.kind == "bearer"):
+                session.drop(old, scope)  # expired or revoked: fetch a fresh one once
+                if old == new:
+                    if use_creds is not None and not tried_anonymous:
+                        use_creds, tried_anonymous = None, True
+                        continue
+                    return resp
+            if use_creds is not None and use_creds.kind == "bearer":
+                if not tried_anonymous:
+                    use_creds, tried_anonymous = None, True
+                    continue
+                return resp
+            continue
+        # basic challenge
+        if use_creds is None or use_creds.kind != "basic":
+            return resp
+        if sent_auth:
+            if not tried_anonymous:
+                use_creds, tried_anonymous = None, True
+                continue
+            return resp
+    return resp
+
+
+def _refused(registry: str, creds: Credentials | None, scope: str) -> AuthError:
+    if creds is None:
+        return AuthError(
+            f"registry {registry} requires authentication for {scope}",
+            hint=f'configure credentials: auth under [registry."{registry}".oci], docker login, '
+                 "or PKGLOADER_REGISTRY_<HOST>_USERNAME/_PASSWORD",
+        )
+    return AuthError(
+        f"registry {registry} refused the credentials from {creds.source} for {scope}",
+        hint="check the username and password (or token) and that the account may access this repository",
+    )

@@ -1,0 +1,368 @@
+"""The local content-addressed cache.
+
+Layout (no ``:`` in any file name, so it is safe on every OS)::
+
+    <root>/blobs/sha256/<hex>                          verified content, read-only
+    <root>/releases/<registry>/<ns>/<name>/<version>.json   release records
+    <root>/tags/<registry>/<ns>/<name>.json            version lists (for --offline)
+    <root>/metadata/<registry>.json                    registry metadata (see _source)
+    <root>/tmp/                                        partial downloads
+    <root>/locks/<hex>.lock                            one writer per blob at a time
+
+Content is written to a temp file in ``tmp/`` while it is hashed and size-checked, fsynced,
+and renamed into ``blobs/`` only after it verified. A blob is hashed again before it is
+served; a corrupted or truncated entry is discarded, never served. Several processes
+fetching the same blob serialise on its lock file: the second one finds the blob in place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from ._digest import Digest, VerifyingWriter
+from ._errors import LocalIOError
+from ._fsutil import atomic_write_bytes, fsync_dir
+from ._ref import PackageRef
+from ._release import Release
+from ._semver import Version
+
+__all__ = ["Cache", "CacheEntry"]
+
+log = logging.getLogger("pkgloader")
+
+_READ_CHUNK = 1 << 20
+
+
+def _safe(registry: str) -> str:
+    return registry.replace(":", "_").replace("/", "_").replace("[", "").replace("]", "")
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    release: Release
+    blob_present: bool
+    path: Path
+
+
+class Cache:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    # --- paths --------------------------------------------------------------------------
+
+    def blob_path(self, digest: Digest) -> Path:
+        return self.root / "blobs" / digest.algorithm / digest.hex
+
+    def _release_path(self, registry: str, package: PackageRef, version: Version) -> Path:
+        return self.root / "releases" / _safe(registry) / package.namespace / package.name / f"{version}.json"
+
+    def _versions_path(self, registry: str, package: PackageRef) -> Path:
+        return self.root / "tags" / _safe(registry) / package.namespace / f"{package.name}.json"
+
+    # --- blobs --------------------------------------------------------------------------
+
+    def has_verified_blob(self, digest: Digest, size: int | None = None) -> bool:
+        """True when the blob is present and its bytes hash to ``digest`` (and are ``size``
+        long). A bad entry is removed so that it is fetched again."""
+        path = self.blob_path(digest)
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            return False
+        if size is not None and st.st_size != size:
+            self._discard(path, f"size {st.st_size} != {size}")
+            return False
+        h = hashlib.sha256()
+        try:
+            with open(path, "rb") as f:
+                buf = bytearray(_READ_CHUNK)
+                view = memoryview(buf)
+                while n := f.readinto(buf):
+                    h.update(view[:n])
+        except OSError as exc:
+            log.warning("cannot read cached blob %s: %s", path, exc)
+            return False
+        if h.hexdigest() != digest.hex:
+            self._discard(path, "content does not match its digest")
+            return False
+        return True
+
+    def _discard(self, path: Path, why: str) -> None:
+        log.warning("discarding corrupted cache entry %s (%s); it will be fetched again", path, why)
+        try:
+            path.unlink()
+        except OSError:
+            pass
+
+    @contextmanager
+    def lock(self, digest: Digest) -> Iterator[None]:
+        """An exclusive inter-process lock for one blob (advisory; no-op where unsupported)."""
+        lock_dir = self.root / "locks"
+        lock_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock_dir / f"{digest.hex}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                import fcntl
+
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except ImportError:  # pragma: no cover - Windows: msvcrt locks a byte range
+                import msvcrt
+
+                msvcrt.locking(fd, msvcrt.LK_LOCK, 1)
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
+
+    @contextmanager
+    def ingest(self, digest: Digest, size: int | None, *, what: str, origin: str) -> Iterator[VerifyingWriter]:
+        """Yield a writer; on clean exit the content is verified, fsynced and moved into
+        place. On any error (including a mismatch) nothing is kept."""
+        tmp_dir = self.root / "tmp"
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f"{digest.hex[:16]}.", suffix=".part", dir=tmp_dir)
+        try:
+            with os.fdopen(fd, "w+b") as f:
+                writer = VerifyingWriter(f, digest, size, what=what, origin=origin)
+                yield writer
+                writer.verify()
+                f.flush()
+                os.fsync(f.fileno())
+            final = self.blob_path(digest)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.chmod(tmp, 0o444)
+            with self.lock(digest):  # one writer per entry, even across processes
+                if final.exists() and self.has_verified_blob(digest, size):
+                    os.unlink(tmp)  # another process committed it first
+                else:
+                    os.replace(tmp, final)
+                    fsync_dir(final.parent)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+            raise
+
+    def copy_blob(self, digest: Digest, dest: Path, *, overwrite: bool) -> None:
+        """Copy a (just verified) blob to ``dest`` atomically: temp file next to ``dest``,
+        fsync, rename. Refuses to replace ``dest`` unless ``overwrite``."""
+        from ._errors import OutputExists
+
+        src = self.blob_path(digest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+        try:
+            with os.fdopen(fd, "wb") as out, open(src, "rb") as inp:
+                shutil.copyfileobj(inp, out, 1 << 20) if os.name == "nt" else _kernel_copy(inp, out)
+                out.flush()
+                os.fsync(out.fileno())
+            os.chmod(tmp, 0o644 & ~_umask())
+            if overwrite:
+                os.replace(tmp, dest)
+            else:
+                try:
+                    os.link(tmp, dest)  # atomic create-if-absent
+                except FileExistsError:
+                    raise OutputExists(
+                        f"{str(dest)!r} already exists; not overwriting it",
+                        hint="pass --overwrite to replace it, or choose another path with -o",
+                    ) from None
+                except OSError:
+                    if dest.exists():
+                        raise OutputExists(f"{str(dest)!r} already exists; not overwriting it",
+                                           hint="pass --overwrite to replace it") from None
+                    os.replace(tmp, dest)
+                else:
+                    os.unlink(tmp)
+            fsync_dir(dest.parent)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+            raise
+
+    def read_blob(self, digest: Digest) -> bytes:
+        return self.blob_path(digest).read_bytes()
+
+    # --- release records and version lists -----------------------------------------------
+
+    def put_release(self, release: Release) -> None:
+        path = self._release_path(release.registry, release.package, release.version)
+        data = dict(release.to_json(), cached_at=time.time())
+        self._write_json(path, data)
+
+    def get_release(self, registry: str, package: PackageRef, version: Version) -> Release | None:
+        path = self._release_path(registry, package, version)
+        data = self._read_json(path)
+        if data is None:
+            return None
+        try:
+            return Release.from_json(data)
+        except (KeyError, ValueError, TypeError):
+            self._discard(path, "unreadable release record")
+            return None
+
+    def releases(self, registry: str, package: PackageRef) -> list[Release]:
+        directory = self.root / "releases" / _safe(registry) / package.namespace / package.name
+        out = []
+        for p in sorted(directory.glob("*.json")):
+            v = Version.from_tag(p.stem)
+            if v is not None:
+                r = self.get_release(registry, package, v)
+                if r is not None:
+                    out.append(r)
+        return out
+
+    def put_versions(self, registry: str, package: PackageRef, versions: list[tuple[str, bool]]) -> None:
+        self._write_json(self._versions_path(registry, package),
+                         {"versions": [[v, y] for v, y in versions], "fetched_at": time.time()})
+
+    def get_versions(self, registry: str, package: PackageRef) -> tuple[list[tuple[str, bool]], float] | None:
+        data = self._read_json(self._versions_path(registry, package))
+        if data is None:
+            return None
+        try:
+            return [(str(v), bool(y)) for v, y in data["versions"]], float(data["fetched_at"])
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    def _write_json(self, path: Path, data: Any) -> None:
+        try:
+            atomic_write_bytes(path, json.dumps(data, sort_keys=True).encode(), durable=False)
+        except OSError as exc:
+            raise LocalIOError(f"cannot write to the cache at {str(self.root)!r}: {exc.strerror or exc}",
+                               hint="check permissions, or choose another --cache-dir") from None
+
+    def _read_json(self, path: Path) -> Any:
+        try:
+            return json.loads(path.read_bytes())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError):
+            return None
+
+    # --- maintenance ---------------------------------------------------------------------
+
+    def entries(self) -> list[CacheEntry]:
+        out = []
+        base = self.root / "releases"
+        for path in sorted(base.glob("*/*/*/*.json")):
+            data = self._read_json(path)
+            try:
+                release = Release.from_json(data)
+            except Exception:  # noqa: BLE001 - a broken record is listed as absent
+                continue
+            out.append(CacheEntry(release, self.blob_path(release.digest).is_file(), path))
+        return out
+
+    def blobs(self) -> list[Path]:
+        return sorted(p for p in (self.root / "blobs" / "sha256").glob("*") if p.is_file())
+
+    def verify_all(self) -> tuple[int, list[Path]]:
+        """Hash every blob; remove the bad ones. Returns (checked, removed)."""
+        removed = []
+        checked = 0
+        for path in self.blobs():
+            checked += 1
+            if not self.has_verified_blob(Digest("sha256", path.name)):
+                removed.append(path)
+        for tmp in (self.root / "tmp").glob("*.part"):
+            try:
+                if time.time() - tmp.stat().st_mtime > 3600:
+                    tmp.unlink()
+            except OSError:
+                pass
+        return checked, removed
+
+    def clean(self, older_than: float | None = None) -> tuple[int, int]:
+        """Remove cached content (all, or what was last used more than ``older_than``
+        seconds ago). Returns (files removed, bytes freed)."""
+        now = time.time()
+        files = 0
+        freed = 0
+        if older_than is None:
+            for sub in ("blobs", "releases", "tags", "metadata", "tmp", "warg", "locks"):
+                d = self.root / sub
+                if d.exists():
+                    for p in d.rglob("*"):
+                        if p.is_file():
+                            files += 1
+                            freed += p.stat().st_size
+                    shutil.rmtree(d, ignore_errors=True)
+            return files, freed
+        cutoff = now - older_than
+        for entry in self.entries():
+            try:
+                st = entry.path.stat()
+            except OSError:
+                continue
+            blob = self.blob_path(entry.release.digest)
+            used = max(st.st_mtime, _atime(blob))
+            if used < cutoff:
+                files += 1
+                entry.path.unlink(missing_ok=True)
+        referenced = {e.release.digest.hex for e in self.entries()}
+        for blob in self.blobs():
+            if blob.name not in referenced and max(blob.stat().st_mtime, _atime(blob)) < cutoff:
+                files += 1
+                freed += blob.stat().st_size
+                blob.chmod(0o644)
+                blob.unlink(missing_ok=True)
+        return files, freed
+
+    def touch(self, digest: Digest) -> None:
+        """Record a use (for ``clean --older-than``) without relying on atime."""
+        try:
+            os.utime(self.blob_path(digest))
+        except OSError:
+            pass
+
+
+def _atime(path: Path) -> float:
+    try:
+        st = path.stat()
+        return max(st.st_atime, st.st_mtime)
+    except OSError:
+        return 0.0
+
+
+def _kernel_copy(inp: Any, out: Any) -> None:
+    """Copy with copy_file_range/sendfile where available (no user-space buffers)."""
+    size = os.fstat(inp.fileno()).st_size
+    copied = 0
+    try:
+        while copied < size:
+            n = os.copy_file_range(inp.fileno(), out.fileno(), size - copied)
+            if n == 0:
+                break
+            copied += n
+    except (AttributeError, OSError):
+        inp.seek(copied)
+        out.seek(copied)
+        shutil.copyfileobj(inp, out, 1 << 20)
+        return
+    if copied < size:
+        shutil.copyfileobj(inp, out, 1 << 20)
+
+
+_UMASK: int | None = None
+
+
+def _umask() -> int:
+    global _UMASK
+    if _UMASK is None:
+        cur = os.umask(0)
+        os.umask(cur)
+        _UMASK = cur
+    return _UMASK

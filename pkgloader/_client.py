@@ -1,0 +1,225 @@
+"""``Client`` (sync) and ``AsyncClient`` (async): thin drivers over the Engine's flows.
+
+Both are configured exactly as the CLI is (``Config.load()``) unless given a ``Config``.
+One connection pool per registry per client; HTTP/2 where the server offers it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, TypeVar
+
+from ._config import Config
+from ._engine import Engine, FetchResult, Progress, as_ref, as_spec
+from ._http import Flow, Observer
+from ._ref import PackageRef, PackageSpec
+from ._release import Release, VersionInfo
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ._http import AsyncTransport, SyncTransport
+    from .backends.oci import PublishResult
+
+__all__ = ["Client", "AsyncClient", "FetchResult"]
+
+T = TypeVar("T")
+SpecLike = PackageSpec | PackageRef | str
+PathLike = str | os.PathLike[str]
+
+
+def _config(config: Config | None, cache_dir: PathLike | None) -> Config:
+    cfg = config if config is not None else Config.load()
+    if cache_dir is not None:
+        from dataclasses import replace
+
+        from ._config import Origin, Setting
+
+        cfg.settings = replace(cfg.settings, cache_dir=Setting(Path(cache_dir), Origin("flag", "cache_dir argument")))
+    return cfg
+
+
+class _Base:
+    def __init__(self, config: Config | None = None, *, cache_dir: PathLike | None = None, offline: bool = False,
+                 strict: bool | None = None, observer: Observer | None = None, progress: Progress | None = None) -> None:
+        self.config = _config(config, cache_dir)
+        self.engine = Engine(self.config, offline=offline, strict=strict, progress=progress)
+        self._observer = observer
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.engine.cache.root
+
+    def _registry(self, spec: SpecLike) -> str:
+        return self.engine.registry_for(as_ref(spec))
+
+
+class Client(_Base):
+    """Synchronous client. Thread-safe; ``fetch_many`` fetches in parallel.
+
+    >>> with Client() as client:                       # doctest: +SKIP
+    ...     result = client.fetch("wasi:http@0.2", "wit/deps/")
+    """
+
+    def __init__(self, config: Config | None = None, **kwargs: Any) -> None:
+        super().__init__(config, **kwargs)
+        self._transports: dict[str, SyncTransport] = {}
+        self._lock = threading.Lock()
+
+    def _transport(self, registry: str) -> SyncTransport:
+        with self._lock:
+            t = self._transports.get(registry)
+            if t is None:
+                from ._http import SyncTransport
+                from ._source import http_settings
+
+                t = SyncTransport(http_settings(self.config, registry), observer=self._observer)
+                self._transports[registry] = t
+            return t
+
+    def _run(self, registry: str, flow: Flow[T]) -> T:
+        from ._http import run_sync
+
+        return run_sync(flow, lambda: self._transport(registry))
+
+    def close(self) -> None:
+        with self._lock:
+            for t in self._transports.values():
+                t.close()
+            self._transports.clear()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- operations -----------------------------------------------------------------------
+
+    def versions(self, ref: SpecLike) -> list[VersionInfo]:
+        """Every version of a package (pre-releases and yanked ones included, marked)."""
+        r = as_ref(ref)
+        return self._run(self._registry(r), self.engine.versions_flow(r))
+
+    def resolve(self, spec: SpecLike) -> Release:
+        """The release a spec selects (version, digest, size, where it comes from)."""
+        s = as_spec(spec)
+        return self._run(self._registry(s), self.engine.resolve_flow(s))[0]
+
+    def fetch(self, spec: SpecLike, dest: PathLike | None = None, *, overwrite: bool = False) -> FetchResult:
+        """Resolve, download (or reuse the verified cache) and write the wasm atomically to
+        ``dest`` (a file, or a directory ending in ``/``; default ``./<ns>_<name>@<version>.wasm``)."""
+        s = as_spec(spec)
+        return self._run(self._registry(s), self.engine.fetch_flow(s, dest, overwrite))
+
+    def fetch_many(self, specs: Iterable[SpecLike], dest_dir: PathLike | None = None, *,
+                   overwrite: bool = False) -> list[FetchResult]:
+        """Fetch several packages concurrently (bounded by ``max_concurrency``). Every
+        package is attempted; the first error is raised after all have finished."""
+        parsed = [as_spec(s) for s in specs]
+        dest = None if dest_dir is None else os.path.join(os.fspath(dest_dir), "")
+        if len(parsed) <= 1:
+            return [self.fetch(s, dest, overwrite=overwrite) for s in parsed]
+        from concurrent.futures import ThreadPoolExecutor
+
+        workers = min(self.config.settings.max_concurrency.value, len(parsed))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pkgloader") as pool:
+            futures = [pool.submit(self.fetch, s, dest, overwrite=overwrite) for s in parsed]
+            errors = [f.exception() for f in futures]
+        for e in errors:
+            if e is not None:
+                raise e
+        return [f.result() for f in futures]
+
+    def path(self, spec: SpecLike) -> Path:
+        """The verified cache file holding a release's content (treat it as read-only)."""
+        s = as_spec(spec)
+        return self._run(self._registry(s), self.engine.content_flow(s))[1]
+
+    def read_bytes(self, spec: SpecLike) -> bytes:
+        return self.path(spec).read_bytes()
+
+    def publish(self, path: PathLike, package: SpecLike, *, annotations: dict[str, str] | None = None,
+                force: bool = False) -> PublishResult:
+        """Push a wasm file as the CNCF Wasm OCI artifact ``package`` (``ns:name@version``)."""
+        s = as_spec(package)
+        return self._run(self._registry(s),  # type: ignore[no-any-return]
+                         self.engine.publish_flow(Path(path), s, annotations=annotations or {}, force=force))
+
+
+class AsyncClient(_Base):
+    """The same operations as :class:`Client`, as coroutines."""
+
+    def __init__(self, config: Config | None = None, **kwargs: Any) -> None:
+        super().__init__(config, **kwargs)
+        self._transports: dict[str, AsyncTransport] = {}
+
+    def _transport(self, registry: str) -> AsyncTransport:
+        t = self._transports.get(registry)
+        if t is None:
+            from ._http import AsyncTransport
+            from ._source import http_settings
+
+            t = AsyncTransport(http_settings(self.config, registry), observer=self._observer)
+            self._transports[registry] = t
+        return t
+
+    async def _run(self, registry: str, flow: Flow[T]) -> T:
+        from ._http import run_async
+
+        return await run_async(flow, lambda: self._transport(registry))
+
+    async def aclose(self) -> None:
+        for t in self._transports.values():
+            await t.aclose()
+        self._transports.clear()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def versions(self, ref: SpecLike) -> list[VersionInfo]:
+        r = as_ref(ref)
+        return await self._run(self._registry(r), self.engine.versions_flow(r))
+
+    async def resolve(self, spec: SpecLike) -> Release:
+        s = as_spec(spec)
+        return (await self._run(self._registry(s), self.engine.resolve_flow(s)))[0]
+
+    async def fetch(self, spec: SpecLike, dest: PathLike | None = None, *, overwrite: bool = False) -> FetchResult:
+        s = as_spec(spec)
+        return await self._run(self._registry(s), self.engine.fetch_flow(s, dest, overwrite))
+
+    async def fetch_many(self, specs: Iterable[SpecLike], dest_dir: PathLike | None = None, *,
+                         overwrite: bool = False) -> list[FetchResult]:
+        import asyncio
+
+        parsed = [as_spec(s) for s in specs]
+        dest = None if dest_dir is None else os.path.join(os.fspath(dest_dir), "")
+        sem = asyncio.Semaphore(self.config.settings.max_concurrency.value)
+
+        async def one(s: PackageSpec) -> FetchResult:
+            async with sem:
+                return await self.fetch(s, dest, overwrite=overwrite)
+
+        results = await asyncio.gather(*(one(s) for s in parsed), return_exceptions=True)
+        for r in results:
+            if isinstance(r, BaseException):
+                raise r
+        return list(results)  # type: ignore[arg-type]
+
+    async def path(self, spec: SpecLike) -> Path:
+        s = as_spec(spec)
+        return (await self._run(self._registry(s), self.engine.content_flow(s)))[1]
+
+    async def read_bytes(self, spec: SpecLike) -> bytes:
+        return (await self.path(spec)).read_bytes()
+
+    async def publish(self, path: PathLike, package: SpecLike, *, annotations: dict[str, str] | None = None,
+                      force: bool = False) -> PublishResult:
+        s = as_spec(package)
+        return await self._run(self._registry(s),  # type: ignore[no-any-return]
+                               self.engine.publish_flow(Path(path), s, annotations=annotations or {}, force=force))
+

@@ -1,0 +1,358 @@
+"""The operations behind both clients, written once as sans-I/O flows.
+
+``Engine`` holds what one client shares across operations (config, cache, auth state) and
+builds flows for: listing versions, resolving a spec to a release, fetching content into
+the cache and to a file, and publishing. ``Client`` and ``AsyncClient`` only drive them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from ._auth import AuthSession
+from ._cache import Cache
+from ._config import Config
+from ._errors import (
+    InvalidContent,
+    NoMatchingVersion,
+    OfflineCacheMiss,
+    OutputExists,
+    UsageError,
+    VersionYanked,
+)
+from ._http import Flow
+from ._ref import PackageRef, PackageSpec
+from ._release import Release, VersionInfo
+from ._semver import Version, VersionReq
+from ._source import Source, source_flow
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ._credentials import Credentials
+
+__all__ = ["Engine", "FetchResult", "as_spec", "as_ref", "is_wasm_preamble"]
+
+log = logging.getLogger("pkgloader")
+
+Progress = Callable[[str, int | None], Callable[[int], None]]
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    release: Release
+    path: Path | None
+    from_cache: bool  # True when no content was downloaded
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.release.to_json(), path=str(self.path) if self.path else None, from_cache=self.from_cache)
+
+
+def as_spec(spec: PackageSpec | PackageRef | str) -> PackageSpec:
+    if isinstance(spec, PackageSpec):
+        return spec
+    if isinstance(spec, PackageRef):
+        return PackageSpec(spec, None)
+    return PackageSpec.parse(spec)
+
+
+def as_ref(ref: PackageRef | PackageSpec | str) -> PackageRef:
+    if isinstance(ref, PackageRef):
+        return ref
+    if isinstance(ref, PackageSpec):
+        return ref.package
+    return as_spec(ref).package
+
+
+def is_wasm_preamble(head: bytes) -> bool:
+    """``\\0asm`` then a core module version (1) or a component (layer 1, any version)."""
+    if len(head) < 8 or head[:4] != b"\0asm":
+        return False
+    return head[4:8] == b"\x01\x00\x00\x00" or head[6:8] == b"\x01\x00"
+
+
+class Engine:
+    def __init__(self, config: Config, *, offline: bool = False, strict: bool | None = None,
+                 progress: Progress | None = None) -> None:
+        self.config = config
+        self.cache = Cache(config.cache_dir)
+        self.offline = offline
+        self.strict = config.settings.strict.value if strict is None else strict
+        self.auth = AuthSession()
+        self.progress = progress
+        self._creds: dict[tuple[str, str], Credentials | None] = {}
+        self._creds_lock = threading.Lock()
+        self._oci_ctx: Any = None
+
+    # --- plumbing -----------------------------------------------------------------------
+
+    def registry_for(self, ref: PackageRef) -> str:
+        return self.config.choose_registry(ref).registry
+
+    def credentials(self, source: Source) -> Credentials | None:
+        key = (source.registry, source.oci_registry or "")
+        with self._creds_lock:
+            if key not in self._creds:
+                from ._credentials import find_credentials
+
+                self._creds[key] = find_credentials(self.config, source.registry, source.oci_registry or source.registry)
+            return self._creds[key]
+
+    @property
+    def oci(self) -> Any:
+        if self._oci_ctx is None:
+            from .backends.oci import OciContext
+
+            self._oci_ctx = OciContext(self.auth, self.credentials, strict=self.strict)
+        return self._oci_ctx
+
+    def _source(self, ref: PackageRef) -> Flow[Source]:
+        return (yield from source_flow(self.config, ref, offline=self.offline))
+
+    # --- versions -----------------------------------------------------------------------
+
+    def versions_flow(self, ref: PackageRef) -> Flow[list[VersionInfo]]:
+        registry = self.registry_for(ref)
+        if self.offline:
+            return self._cached_versions(ref, registry)
+        source = yield from self._source(ref)
+        if source.backend == "oci":
+            from .backends import oci
+
+            infos = yield from oci.list_versions_flow(self.oci, source)
+        elif source.backend == "local":
+            from .backends import local
+
+            infos = local.list_versions(source)
+        else:
+            infos = yield from self._warg_versions(source)
+        self.cache.put_versions(registry, ref, [(str(i.version), i.yanked) for i in infos])
+        return infos
+
+    def _cached_versions(self, ref: PackageRef, registry: str) -> list[VersionInfo]:
+        found: dict[Version, VersionInfo] = {}
+        cached = self.cache.get_versions(registry, ref)
+        if cached is not None:
+            for text, yanked in cached[0]:
+                v = Version.from_tag(text)
+                if v is not None:
+                    found[v] = VersionInfo(v, yanked)
+        for r in self.cache.releases(registry, ref):
+            found.setdefault(r.version, VersionInfo(r.version, r.yanked))
+        if not found:
+            raise OfflineCacheMiss(
+                f"no versions of {ref} from {registry} are in the cache (offline)",
+                hint="run once without --offline to fill the cache",
+            )
+        return sorted(found.values(), key=lambda i: i.version.sort_key)
+
+    def _warg_versions(self, source: Source) -> Flow[list[VersionInfo]]:
+        from .backends import warg_backend
+
+        return (yield from warg_backend.list_versions_flow(self, source))
+
+    # --- resolve ------------------------------------------------------------------------
+
+    def select(self, ref: PackageRef, req: VersionReq | None, infos: list[VersionInfo], registry: str) -> Version:
+        req = req if req is not None else VersionReq.STAR
+        usable = [i.version for i in infos if not i.yanked]
+        chosen = req.select(usable)
+        if chosen is not None:
+            return chosen
+        yanked = [i.version for i in infos if i.yanked and req.matches(i.version)]
+        stable = [str(i.version) for i in infos if not i.version.is_prerelease and not i.yanked]
+        pre = [str(i.version) for i in infos if i.version.is_prerelease and not i.yanked]
+        details = [f"registry: {registry}"]
+        if infos:
+            shown = stable[-15:]
+            details.append("available: " + (", ".join(shown) if shown else "no stable versions")
+                           + (f" (and {len(stable) - 15} older)" if len(stable) > 15 else ""))
+            if pre:
+                details.append("pre-releases: " + ", ".join(pre[-10:]))
+            if yanked:
+                details.append("yanked (never chosen by a requirement): " + ", ".join(str(v) for v in yanked))
+        else:
+            details.append("available: none (no version tags)")
+        hint = None
+        if pre and not stable:
+            hint = f"only pre-releases exist; ask for one explicitly, e.g. {ref}@={pre[-1]}"
+        elif infos:
+            hint = f"pick one of the available versions, e.g. {ref}@={(stable or pre)[-1]}" if (stable or pre) else None
+        raise NoMatchingVersion(
+            f"no version of {ref} matches {str(req)!r}" if req is not VersionReq.STAR else f"{ref} has no stable version",
+            details=details,
+            hint=hint,
+        )
+
+    def resolve_flow(self, spec: PackageSpec) -> Flow[tuple[Release, Source | None]]:
+        ref = spec.package
+        registry = self.registry_for(ref)
+        exact = spec.exact_version
+        if exact is not None:
+            cached = self.cache.get_release(registry, ref, exact)
+            if cached is not None and self._cached_ok(cached):
+                if cached.yanked:
+                    raise self._yanked(cached)
+                return cached, None
+        if self.offline:
+            if exact is not None:
+                version = exact
+            else:
+                version = self.select(ref, spec.requirement, self._cached_versions(ref, registry), registry)
+            rel = self.cache.get_release(registry, ref, version)
+            if rel is None:
+                raise OfflineCacheMiss(
+                    f"{ref}@{version} from {registry} is not in the cache (offline)",
+                    hint="run once without --offline to fill the cache",
+                )
+            return rel, None
+        source = yield from self._source(ref)
+        if source.backend == "warg":
+            from .backends import warg_backend
+
+            rel = yield from warg_backend.resolve_flow(self, source, spec)
+            self.cache.put_release(rel)
+            return rel, source
+        if exact is not None:
+            version = exact  # no tag listing needed for an exact version
+        else:
+            infos = yield from self.versions_flow(ref)
+            version = self.select(ref, spec.requirement, infos, registry)
+        if source.backend == "oci":
+            from .backends import oci
+
+            rel = yield from oci.release_flow(self.oci, source, version)
+        else:
+            from .backends import local
+
+            rel = local.release(source, version)
+        self.cache.put_release(rel)
+        return rel, source
+
+    def _cached_ok(self, rel: Release) -> bool:
+        if not self.strict or rel.backend != "oci":
+            return True
+        from .backends.oci import OCI_MANIFEST, WASM_CONFIG_TYPE
+
+        return rel.manifest_media_type == OCI_MANIFEST and rel.config_media_type == WASM_CONFIG_TYPE
+
+    def _yanked(self, rel: Release) -> VersionYanked:
+        return VersionYanked(
+            f"{rel.package}@{rel.version} has been yanked from {rel.registry}",
+            hint=f"choose another version (pkgloader versions {rel.package} --all)",
+        )
+
+    # --- content ------------------------------------------------------------------------
+
+    def ensure_content_flow(self, rel: Release, source: Source | None) -> Flow[bool]:
+        """Make sure the release's verified content is in the cache. True when it already was."""
+        if self.cache.has_verified_blob(rel.digest, rel.size):
+            return True
+        if self.offline:
+            raise OfflineCacheMiss(
+                f"content of {rel.package}@{rel.version} is not in the cache (offline)",
+                hint="run once without --offline to fill the cache",
+            )
+        if source is None:
+            source = yield from self._source(rel.package)
+        what = f"{rel.package}@{rel.version}"
+        origin = source.oci_registry or source.registry if source.backend == "oci" else source.location
+        tick = self.progress(what, rel.size) if self.progress else None
+        with self.cache.ingest(rel.digest, rel.size, what=what, origin=origin or source.registry) as w:
+            sink: Callable[[bytes], None]
+            if tick is None:
+                sink = w.write
+            else:
+                def sink(chunk: bytes, _w: Any = w, _t: Callable[[int], None] = tick) -> None:
+                    _w.write(chunk)
+                    _t(len(chunk))
+            if source.backend == "oci":
+                from .backends import oci
+
+                yield from oci.blob_flow(self.oci, source, rel, sink, w.reset)
+            elif source.backend == "local":
+                from .backends import local
+
+                with open(local.file_for(source, rel.version), "rb") as f:
+                    while chunk := f.read(1 << 20):
+                        sink(chunk)
+            else:
+                from .backends import warg_backend
+
+                yield from warg_backend.content_flow(self, source, rel, sink, w.reset)
+            w.verify()
+            if not is_wasm_preamble(w.head):
+                raise InvalidContent(
+                    f"content of {what} is not WebAssembly",
+                    details=[f"first bytes: {w.head.hex(' ') or '(empty)'}",
+                             "expected \\0asm followed by a module or component version", "nothing was kept"],
+                    hint="the registry holds something other than a wasm package under this tag",
+                )
+        return False
+
+    def output_path(self, rel: Release, dest: str | os.PathLike[str] | None) -> Path:
+        if dest is None:
+            return Path.cwd() / rel.file_name
+        text = os.fspath(dest)
+        p = Path(text)
+        if text.endswith(("/", os.sep)) or p.is_dir():
+            return p / rel.file_name
+        return p
+
+    def fetch_flow(self, spec: PackageSpec, dest: str | os.PathLike[str] | None, overwrite: bool) -> Flow[FetchResult]:
+        rel, source = yield from self.resolve_flow(spec)
+        out = self.output_path(rel, dest)
+        if out.exists() and not overwrite:
+            raise OutputExists(
+                f"{str(out)!r} already exists; not overwriting it",
+                details=[f"would write {rel.package}@{rel.version} ({rel.digest.short})"],
+                hint="pass --overwrite to replace it, or choose another path with -o",
+            )
+        cached = yield from self.ensure_content_flow(rel, source)
+        try:
+            self.cache.copy_blob(rel.digest, out, overwrite=overwrite)
+        except OSError as exc:
+            from ._errors import LocalIOError
+
+            raise LocalIOError(f"cannot write {str(out)!r}: {exc.strerror or exc}",
+                               details=["nothing was written"]) from None
+        self.cache.touch(rel.digest)
+        return FetchResult(rel, out, cached)
+
+    def content_flow(self, spec: PackageSpec) -> Flow[tuple[Release, Path]]:
+        """Resolve and cache; return the verified cache path (read-only; do not modify)."""
+        rel, source = yield from self.resolve_flow(spec)
+        yield from self.ensure_content_flow(rel, source)
+        self.cache.touch(rel.digest)
+        return rel, self.cache.blob_path(rel.digest)
+
+    # --- publish ------------------------------------------------------------------------
+
+    def publish_flow(self, path: Path, spec: PackageSpec, *, annotations: dict[str, str], force: bool) -> Flow[Any]:
+        version = spec.exact_version
+        if version is None:
+            raise UsageError(
+                f"publish needs an exact version, got {str(spec)!r}",
+                hint=f"write --package {spec.package}@1.2.3",
+            )
+        with open(path, "rb") as f:
+            head = f.read(8)
+        if not is_wasm_preamble(head):
+            raise InvalidContent(
+                f"{str(path)!r} is not a WebAssembly module or component",
+                details=[f"first bytes: {head.hex(' ') or '(empty)'}"],
+                hint="build it first, e.g. wasm-tools component wit DIR --wasm -o FILE",
+            )
+        source = yield from self._source(spec.package)
+        if source.backend != "oci":
+            raise UsageError(f"publishing to a {source.backend} registry is not supported ({source.registry})",
+                             hint="publish to an OCI registry")
+        from .backends import oci
+
+        size = path.stat().st_size
+        tick = self.progress(f"upload {spec.package}@{version}", size) if self.progress else None
+        return (yield from oci.publish_flow(self.oci, source, path, version, annotations=annotations, force=force,
+                                            progress=tick))

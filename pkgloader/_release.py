@@ -1,0 +1,80 @@
+"""``Release``: a version of a package with its content digest (and where it came from)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from ._digest import Digest
+from ._ref import PackageRef
+from ._semver import Version
+
+__all__ = ["Release", "VersionInfo"]
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """One entry of a package's version list."""
+
+    version: Version
+    yanked: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {"version": str(self.version), "prerelease": self.version.is_prerelease, "yanked": self.yanked}
+
+
+@dataclass(frozen=True)
+class Release:
+    package: PackageRef
+    version: Version
+    digest: Digest
+    size: int | None
+    registry: str
+    backend: str  # oci | local | warg
+    location: str  # e.g. ghcr.io/webassembly/wasi/http:0.2.3, a local path, a warg URL
+    media_type: str | None = None
+    manifest_digest: str | None = None
+    manifest_media_type: str | None = None
+    config_media_type: str | None = None
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    yanked: bool = False
+
+    @property
+    def file_name(self) -> str:
+        """Default output file name: ``<namespace>_<name>@<version>.wasm``."""
+        return f"{self.package.namespace}_{self.package.name}@{self.version}.wasm"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "package": str(self.package),
+            "version": str(self.version),
+            "digest": str(self.digest),
+            "size": self.size,
+            "registry": self.registry,
+            "backend": self.backend,
+            "location": self.location,
+            "media_type": self.media_type,
+            "manifest_digest": self.manifest_digest,
+            "manifest_media_type": self.manifest_media_type,
+            "config_media_type": self.config_media_type,
+            "annotations": dict(self.annotations),
+            "yanked": self.yanked,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Release:
+        return cls(
+            package=PackageRef.parse(data["package"]),
+            version=Version.parse(data["version"]),
+            digest=Digest.parse(data["digest"]),
+            size=data.get("size"),
+            registry=data["registry"],
+            backend=data.get("backend", "oci"),
+            location=data.get("location", ""),
+            media_type=data.get("media_type"),
+            manifest_digest=data.get("manifest_digest"),
+            manifest_media_type=data.get("manifest_media_type"),
+            config_media_type=data.get("config_media_type"),
+            annotations=dict(data.get("annotations") or {}),
+            yanked=bool(data.get("yanked", False)),
+        )

@@ -1,0 +1,464 @@
+"""The OCI backend: tags -> versions, manifest -> release, blob -> verified content, publish.
+
+Everything here is a sans-I/O flow (see ``pkgloader._http``), driven by the sync or async
+client. Repository ``<oci registry>/<namespacePrefix><namespace>/<name>``, tag = version.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterator
+from urllib.parse import urljoin, urlsplit
+
+from .._auth import AuthSession, authed
+from .._digest import Digest, sha256_digest
+from .._errors import (
+    AuthError,
+    DigestMismatch,
+    InvalidManifest,
+    PackageNotFound,
+    RegistryError,
+    VersionExists,
+)
+from .._http import BodyTooLarge, Flow, Request, Response, redact_url
+from .._release import Release, VersionInfo
+from .._semver import Version
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .._credentials import Credentials
+    from .._source import Source
+
+log = logging.getLogger("pkgloader")
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+MANIFEST_TYPES = (OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST)
+ACCEPT = ", ".join(MANIFEST_TYPES)
+WASM_LAYER_TYPES = ("application/wasm", "application/vnd.wasm.content.layer.v1+wasm")
+WASM_CONFIG_TYPE = "application/vnd.wasm.config.v0+json"
+MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+MAX_TAG_PAGES = 1000
+MAX_ERROR_BODY = 64 * 1024
+
+
+@dataclass
+class OciContext:
+    """What the flows need besides the source: auth state, credentials, mode."""
+
+    session: AuthSession
+    credentials: Callable[[Source], Credentials | None]
+    strict: bool = False
+    quiet_junk: bool = True
+    junk_tags: list[str] = field(default_factory=list)
+
+
+def _base(source: Source) -> str:
+    return f"{source.oci_scheme}://{source.oci_registry}/v2/{source.oci_repository}"
+
+
+def _scope(source: Source, actions: str = "pull") -> str:
+    return f"repository:{source.oci_repository}:{actions}"
+
+
+def _send(ctx: OciContext, source: Source, req: Request, actions: str = "pull") -> Flow[Response]:
+    return (yield from authed(ctx.session, req, host=source.oci_registry or "", scope=_scope(source, actions),
+                              creds=ctx.credentials(source), registry=source.registry))
+
+
+def _not_found(source: Source, what: str, resp: Response) -> Exception:
+    ref = f"{source.oci_registry}/{source.oci_repository}"
+    if resp.status in (401, 403):
+        creds_hint = ("the configured credentials may not grant access" if resp.status == 403
+                      else "configure credentials if the repository is private")
+        return PackageNotFound(
+            f"{what} {source.package} not found or not authorized at {ref} (HTTP {resp.status})",
+            details=[f"registry {source.registry} chosen by {source.choice.rule} ({source.choice.origin})"],
+            hint=f"check the package name; {creds_hint}",
+        )
+    return PackageNotFound(
+        f"{what} {source.package} not found or not authorized at {ref}",
+        details=[f"registry {source.registry} chosen by {source.choice.rule} ({source.choice.origin})"],
+        hint="check the package name and the registry mapping (pkgloader config resolve REF)",
+    )
+
+
+def _unexpected(source: Source, what: str, resp: Response) -> RegistryError:
+    body = resp.content[:200].decode("utf-8", "replace").strip()
+    return RegistryError(
+        f"{source.oci_registry} answered HTTP {resp.status} to {what}",
+        details=[f"url: {redact_url(resp.url)}"] + ([f"body: {body}"] if body else []),
+        hint="retry later; if it persists the registry is failing",
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# tags
+
+
+_LINK_RE = re.compile(r'<([^>]*)>\s*;\s*rel="?next"?', re.I)
+
+
+def list_tags_flow(ctx: OciContext, source: Source) -> Flow[list[str]]:
+    url: str | None = f"{_base(source)}/tags/list"
+    seen: set[str] = set()
+    tags: list[str] = []
+    pages = 0
+    while url is not None:
+        if url in seen:
+            raise RegistryError(f"{source.oci_registry} sent a tag-list page loop at {redact_url(url)}")
+        if pages >= MAX_TAG_PAGES:
+            raise RegistryError(f"{source.oci_registry} sent more than {MAX_TAG_PAGES} tag-list pages; giving up")
+        seen.add(url)
+        pages += 1
+        resp = yield from _send(ctx, source, Request("GET", url, {"Accept": "application/json"}, max_body=16 << 20))
+        if resp.status in (401, 403, 404):
+            raise _not_found(source, "package", resp)
+        if resp.status != 200:
+            raise _unexpected(source, "a tag-list request", resp)
+        try:
+            data = resp.json()
+            page = data.get("tags") or []
+            if not isinstance(page, list) or not all(isinstance(t, str) for t in page):
+                raise ValueError("tags is not a list of strings")
+        except (ValueError, AttributeError) as exc:
+            raise RegistryError(f"{source.oci_registry} sent an invalid tag list: {exc}") from None
+        tags.extend(page)
+        url = None
+        link = resp.header("link")
+        if link:
+            m = _LINK_RE.search(link)
+            if m:
+                nxt = urljoin(resp.url, m.group(1))
+                if urlsplit(nxt).netloc != urlsplit(resp.url).netloc:
+                    raise RegistryError(f"{source.oci_registry} sent a tag-list link to another host: {redact_url(nxt)}")
+                url = nxt
+    return tags
+
+
+def tags_to_versions(tags: list[str], junk: list[str] | None = None) -> list[VersionInfo]:
+    """SemVer tags (``_`` read as ``+``); cosign ``sha256-*`` tags dropped quietly, other
+    junk collected into ``junk`` for ``-v``."""
+    out: dict[Version, Version] = {}
+    for tag in tags:
+        v = Version.from_tag(tag)
+        if v is None:
+            if junk is not None and not tag.startswith("sha256-"):
+                junk.append(tag)
+            continue
+        prev = out.get(v)
+        if prev is None or v.sort_key > prev.sort_key:
+            out[v] = v
+    return [VersionInfo(v) for v in sorted(out.values(), key=lambda x: x.sort_key)]
+
+
+def list_versions_flow(ctx: OciContext, source: Source) -> Flow[list[VersionInfo]]:
+    tags = yield from list_tags_flow(ctx, source)
+    junk: list[str] = []
+    versions = tags_to_versions(tags, junk)
+    if junk:
+        log.info("ignored %d tag(s) of %s that are not versions: %s", len(junk), source.package,
+                 ", ".join(junk[:20]) + (" ..." if len(junk) > 20 else ""))
+    return versions
+
+
+# ---------------------------------------------------------------------------------------
+# manifests
+
+
+@dataclass(frozen=True)
+class Manifest:
+    data: dict[str, Any]
+    digest: str
+    media_type: str
+    size: int
+
+
+def _media_type(data: dict[str, Any], content_type: str | None) -> str:
+    mt = data.get("mediaType")
+    if isinstance(mt, str) and mt:
+        return mt
+    ct = (content_type or "").split(";")[0].strip()
+    if ct in MANIFEST_TYPES:
+        return ct
+    if isinstance(data.get("manifests"), list):
+        return OCI_INDEX
+    return OCI_MANIFEST
+
+
+def manifest_flow(ctx: OciContext, source: Source, reference: str, *, what: str) -> Flow[Manifest]:
+    url = f"{_base(source)}/manifests/{reference}"
+    try:
+        resp = yield from _send(ctx, source, Request("GET", url, {"Accept": ACCEPT}, max_body=MAX_MANIFEST_BYTES))
+    except BodyTooLarge:
+        raise InvalidManifest(
+            f"manifest of {what} is larger than {MAX_MANIFEST_BYTES // (1024 * 1024)} MiB; refusing to read it",
+            code="manifest-too-large",
+            details=[f"url: {redact_url(url)}"],
+            hint="a wasm package manifest is a few KiB; the registry is serving something else",
+        ) from None
+    if resp.status == 404:
+        raise _version_missing(source, reference, what)
+    if resp.status in (401, 403):
+        raise _not_found(source, "release of", resp)
+    if resp.status != 200:
+        raise _unexpected(source, f"the manifest request for {what}", resp)
+    got = sha256_digest(resp.content)
+    expected: list[tuple[str, str]] = []
+    if reference.startswith("sha256:"):
+        expected.append((reference, "requested digest"))
+    header = resp.header("docker-content-digest")
+    if header and header.startswith("sha256:"):
+        expected.append((header, "Docker-Content-Digest header"))
+    for exp, why in expected:
+        if exp != got:
+            raise DigestMismatch(
+                f"manifest of {what} does not match its digest",
+                details=[f"expected {exp}  ({why})", f"got      {got}  ({len(resp.content)} bytes from {source.oci_registry})",
+                         "nothing was written"],
+                hint="retry; if it persists the registry is serving corrupted content",
+            )
+    try:
+        data = json.loads(resp.content)
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+    except ValueError as exc:
+        raise InvalidManifest(f"manifest of {what} is not valid JSON: {exc}", code="invalid-manifest") from None
+    mt = _media_type(data, resp.header("content-type"))
+    if mt not in MANIFEST_TYPES:
+        raise InvalidManifest(
+            f"manifest of {what} has media type {mt!r}, which is not an OCI or Docker manifest",
+            code="unsupported-media-type",
+        )
+    return Manifest(data, got, mt, len(resp.content))
+
+
+def _version_missing(source: Source, reference: str, what: str) -> PackageNotFound:
+    return PackageNotFound(
+        f"{what} not found at {source.oci_registry}/{source.oci_repository}:{reference}",
+        hint="list the published versions with: pkgloader versions " + str(source.package),
+    )
+
+
+def _pick_index_entry(index: dict[str, Any], what: str) -> dict[str, Any]:
+    entries = index.get("manifests")
+    if not isinstance(entries, list):
+        raise InvalidManifest(f"image index of {what} has no manifests list", code="invalid-manifest")
+    for entry in entries:
+        if not isinstance(entry, dict):
+            continue
+        plat = entry.get("platform") or {}
+        if plat.get("os") in ("wasip1", "wasip2", "wasi") or plat.get("architecture") == "wasm":
+            return entry
+    found = [f"{(e.get('platform') or {}).get('os', '?')}/{(e.get('platform') or {}).get('architecture', '?')}"
+             for e in entries if isinstance(e, dict)]
+    raise InvalidManifest(
+        f"image index of {what} has no wasm entry",
+        code="no-wasm-layer",
+        details=[f"platforms found: {', '.join(found) or 'none'}"],
+        hint="the tag points at a multi-platform image without a wasm (os wasip1/wasip2 or architecture wasm) entry",
+    )
+
+
+def _descriptor(d: Any, what: str) -> tuple[str, Digest, int]:
+    if not isinstance(d, dict):
+        raise InvalidManifest(f"manifest of {what} has a malformed descriptor", code="invalid-manifest")
+    mt = d.get("mediaType")
+    size = d.get("size")
+    if not isinstance(mt, str) or not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise InvalidManifest(f"manifest of {what} has a descriptor without mediaType/size", code="invalid-manifest")
+    return mt, Digest.parse(d.get("digest", ""), what=f"layer digest in the manifest of {what}"), size
+
+
+def pick_wasm_layer(manifest: Manifest, what: str, *, strict: bool) -> tuple[str, Digest, int, str | None]:
+    """Lenient v0 (default): exactly one layer of a wasm media type, anything else allowed.
+    Strict: the CNCF Wasm artifact layout. Returns (media type, digest, size, config type)."""
+    data = manifest.data
+    layers = data.get("layers")
+    if not isinstance(layers, list):
+        raise InvalidManifest(f"manifest of {what} has no layers list", code="invalid-manifest")
+    described = [_descriptor(layer, what) for layer in layers]
+    config = data.get("config") if isinstance(data.get("config"), dict) else None
+    config_type = config.get("mediaType") if config else None
+    wasm = [d for d in described if d[0] in WASM_LAYER_TYPES]
+    listing = ", ".join(f"{mt} ({size} bytes)" for mt, _, size in described) or "none"
+    if strict:
+        problems = []
+        if manifest.media_type != OCI_MANIFEST:
+            problems.append(f"manifest media type is {manifest.media_type}, not {OCI_MANIFEST}")
+        if config_type != WASM_CONFIG_TYPE:
+            problems.append(f"config media type is {config_type!r}, not {WASM_CONFIG_TYPE}")
+        if len(described) != 1 or described[0][0] != "application/wasm":
+            problems.append(f"layers are [{listing}], not exactly one application/wasm layer")
+        if problems:
+            raise InvalidManifest(
+                f"{what} does not follow the CNCF Wasm artifact layout (strict mode)",
+                code="strict-layout",
+                details=problems,
+                hint="fetch without --strict (and strict = false) to accept any manifest with one wasm layer",
+            )
+    if not wasm:
+        raise InvalidManifest(
+            f"manifest of {what} has no wasm layer",
+            code="no-wasm-layer",
+            details=[f"layers found: {listing}", f"wasm media types: {', '.join(WASM_LAYER_TYPES)}"],
+            hint="this tag is not a wasm package (is it a container image?)",
+        )
+    if len(wasm) > 1:
+        raise InvalidManifest(
+            f"manifest of {what} has {len(wasm)} wasm layers; exactly one is required",
+            code="multiple-wasm-layers",
+            details=[f"layers found: {listing}"],
+            hint="pkgloader does not guess which layer is the package; republish with one wasm layer",
+        )
+    mt, digest, size = wasm[0]
+    return mt, digest, size, config_type
+
+
+def release_flow(ctx: OciContext, source: Source, version: Version) -> Flow[Release]:
+    what = f"{source.package}@{version}"
+    manifest = yield from manifest_flow(ctx, source, version.to_tag(), what=what)
+    if manifest.media_type in (OCI_INDEX, DOCKER_LIST):
+        entry = _pick_index_entry(manifest.data, what)
+        mt, digest, _ = _descriptor(entry, what)
+        manifest = yield from manifest_flow(ctx, source, str(digest), what=what)
+        if manifest.media_type in (OCI_INDEX, DOCKER_LIST):
+            raise InvalidManifest(f"image index of {what} points at another index", code="invalid-manifest")
+    layer_type, digest, size, config_type = pick_wasm_layer(manifest, what, strict=ctx.strict)
+    annotations = manifest.data.get("annotations") if isinstance(manifest.data.get("annotations"), dict) else {}
+    return Release(
+        package=source.package,
+        version=version,
+        digest=digest,
+        size=size,
+        registry=source.registry,
+        backend="oci",
+        location=f"{source.oci_registry}/{source.oci_repository}:{version.to_tag()}",
+        media_type=layer_type,
+        manifest_digest=manifest.digest,
+        manifest_media_type=manifest.media_type,
+        config_media_type=config_type,
+        annotations={str(k): str(v) for k, v in (annotations or {}).items()},
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# blobs
+
+
+def blob_flow(ctx: OciContext, source: Source, release: Release, sink: Callable[[bytes], None],
+              reset: Callable[[], None]) -> Flow[None]:
+    url = f"{_base(source)}/blobs/{release.digest}"
+    req = Request("GET", url, {"Accept-Encoding": "identity"}, sink=sink, on_retry=reset, max_body=MAX_ERROR_BODY)
+    resp = yield from _send(ctx, source, req)
+    if resp.status in (401, 403, 404):
+        raise _not_found(source, "content of", resp)
+    if not 200 <= resp.status < 300:
+        raise _unexpected(source, f"the content request for {source.package}@{release.version}", resp)
+
+
+# ---------------------------------------------------------------------------------------
+# publish
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    package: str
+    version: str
+    reference: str
+    manifest_digest: str
+    layer_digest: str
+    size: int
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _file_chunks(path: Path, progress: Callable[[int], None] | None) -> Iterator[bytes]:
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            if progress:
+                progress(len(chunk))
+            yield chunk
+
+
+def _upload_blob_flow(ctx: OciContext, source: Source, digest: str, size: int, body: bytes | None, path: Path | None,
+                      progress: Callable[[int], None] | None = None) -> Flow[None]:
+    base = _base(source)
+    head = yield from _send(ctx, source, Request("HEAD", f"{base}/blobs/{digest}", max_body=0), "pull,push")
+    if head.status == 200:
+        return
+    resp = yield from _send(ctx, source, Request("POST", f"{base}/blobs/uploads/", {"Content-Length": "0"}, content=b""),
+                            "pull,push")
+    if resp.status in (401, 403):
+        raise AuthError(f"registry {source.registry} refused to accept an upload to {source.oci_repository} (HTTP {resp.status})",
+                        hint="check that the credentials may push to this repository")
+    if resp.status != 202 or not resp.header("location"):
+        raise _unexpected(source, "the upload start", resp)
+    location = urljoin(resp.url, resp.header("location") or "")
+    sep = "&" if "?" in location else "?"
+    content: Any = body if body is not None else _file_chunks(path, progress)  # type: ignore[arg-type]
+    put = Request("PUT", f"{location}{sep}digest={digest}",
+                  {"Content-Type": "application/octet-stream", "Content-Length": str(size)}, content=content)
+    resp = yield from _send(ctx, source, put, "pull,push")
+    if resp.status != 201:
+        raise _unexpected(source, "the blob upload", resp)
+
+
+def publish_flow(ctx: OciContext, source: Source, path: Path, version: Version, *, annotations: dict[str, str],
+                 force: bool, progress: Callable[[int], None] | None = None) -> Flow[PublishResult]:
+    import hashlib
+
+    tag = version.to_tag()
+    base = _base(source)
+    what = f"{source.package}@{version}"
+    if not force:
+        head = yield from _send(ctx, source, Request("HEAD", f"{base}/manifests/{tag}", {"Accept": ACCEPT}, max_body=0),
+                                "pull,push")
+        if head.status == 200:
+            raise VersionExists(
+                f"{what} is already published at {source.oci_registry}/{source.oci_repository}:{tag}",
+                hint="publish a new version, or pass --force to replace it",
+            )
+    h = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as f:
+        head_bytes = f.read(8)
+        f.seek(0)
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+            size += len(chunk)
+    layer_digest = "sha256:" + h.hexdigest()
+    os_name = "wasip2" if head_bytes[6:8] == b"\x01\x00" else "wasip1"
+    created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    config = json.dumps({"created": created, "architecture": "wasm", "os": os_name, "layerDigests": [layer_digest]},
+                        separators=(",", ":")).encode()
+    config_digest = sha256_digest(config)
+    yield from _upload_blob_flow(ctx, source, layer_digest, size, None, path, progress)
+    yield from _upload_blob_flow(ctx, source, config_digest, len(config), config, None)
+    manifest_annotations = {"org.opencontainers.image.version": str(version), "org.opencontainers.image.created": created}
+    manifest_annotations.update(annotations)
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": WASM_CONFIG_TYPE, "digest": config_digest, "size": len(config)},
+        "layers": [{"mediaType": "application/wasm", "digest": layer_digest, "size": size,
+                    "annotations": {"org.opencontainers.image.title": f"{source.package.name}.wasm"}}],
+        "annotations": manifest_annotations,
+    }
+    body = json.dumps(manifest, separators=(",", ":")).encode()
+    resp = yield from _send(ctx, source, Request("PUT", f"{base}/manifests/{tag}", {"Content-Type": OCI_MANIFEST}, content=body),
+                            "pull,push")
+    if resp.status in (401, 403):
+        raise AuthError(f"registry {source.registry} refused the manifest for {what} (HTTP {resp.status})",
+                        hint="check that the credentials may push to this repository")
+    if resp.status != 201:
+        raise _unexpected(source, f"the manifest upload for {what}", resp)
+    return PublishResult(str(source.package), str(version), f"{source.oci_registry}/{source.oci_repository}:{tag}",
+                         sha256_digest(body), layer_digest, size)

@@ -1,0 +1,199 @@
+"""``pkgloader fetch | versions | info | publish``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+from ._main import emit_json, load_config
+from ._progress import progress_factory
+
+
+def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
+    f = sub.add_parser(
+        "fetch", help="download verified packages",
+        description="Resolve each REF, download (or reuse from the verified cache) and write it atomically. "
+        "Default output: ./<namespace>_<name>@<version>.wasm.")
+    f.add_argument("refs", nargs="+", metavar="REF", help="package reference, e.g. wasi:http@0.2 (requirement: Cargo rules)")
+    f.add_argument("-o", "--output", metavar="PATH|DIR/",
+                   help="output file (one REF) or directory (ends with / or exists)")
+    f.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    f.add_argument("--offline", action="store_true", help="use only the local cache; fail on a miss")
+    f.add_argument("--strict", action="store_true", help="require the CNCF Wasm OCI artifact layout")
+    f.add_argument("--json", action="store_true", help="machine-readable output")
+    common(f)
+    f.set_defaults(func=cmd_fetch)
+
+    v = sub.add_parser("versions", help="list a package's versions",
+                       description="List the released versions of a package (stable only unless --all).")
+    v.add_argument("ref", metavar="REF")
+    v.add_argument("--all", action="store_true", help="include pre-releases and yanked versions (marked)")
+    v.add_argument("--offline", action="store_true", help="answer from the cache")
+    v.add_argument("--json", action="store_true", help="machine-readable output")
+    common(v)
+    v.set_defaults(func=cmd_versions)
+
+    i = sub.add_parser("info", help="show the release a reference selects",
+                       description="Version, digest, size, registry, repository, media types and annotations of the "
+                       "release REF selects. Downloads nothing but the manifest.")
+    i.add_argument("ref", metavar="REF")
+    i.add_argument("--offline", action="store_true", help="answer from the cache")
+    i.add_argument("--strict", action="store_true", help="require the CNCF Wasm OCI artifact layout")
+    i.add_argument("--json", action="store_true", help="machine-readable output")
+    common(i)
+    i.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("publish", help="push a wasm file as a CNCF Wasm OCI artifact",
+                       description="Push FILE as ns:name@version (config application/vnd.wasm.config.v0+json, one "
+                       "application/wasm layer). Refuses to replace an existing version unless --force.")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--package", required=True, metavar="NS:NAME@VERSION", help="e.g. my-org:greeter@1.2.0")
+    p.add_argument("--annotation", action="append", default=[], metavar="KEY=VALUE",
+                   help="manifest annotation (repeatable), e.g. org.opencontainers.image.description=...")
+    p.add_argument("--force", action="store_true", help="replace an existing version")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    common(p)
+    p.set_defaults(func=cmd_publish)
+
+
+def _client(args: argparse.Namespace, **kw: Any) -> Any:
+    from .._client import Client
+
+    return Client(load_config(args), offline=getattr(args, "offline", False),
+                  strict=True if getattr(args, "strict", False) else None, **kw)
+
+
+def _say(args: argparse.Namespace, text: str) -> None:
+    if not args.quiet and not args.json:
+        sys.stderr.write(text + "\n")
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    from .._errors import UsageError
+    from .._ref import PackageSpec
+
+    specs = [PackageSpec.parse(r) for r in args.refs]
+    output = args.output
+    if output and len(specs) > 1 and not (output.endswith(("/", "\\")) or Path(output).is_dir()):
+        raise UsageError(f"-o {output!r} names one file but {len(specs)} packages were given",
+                         hint="end the path with / to write into a directory")
+    progress = None if (args.quiet or args.json) else progress_factory()
+    with _client(args, progress=progress) as client:
+        if len(specs) == 1:
+            results = [client.fetch(specs[0], output, overwrite=args.overwrite)]
+        else:
+            results = client.fetch_many(specs, output or ".", overwrite=args.overwrite)
+    if args.json:
+        emit_json({"fetched": [r.to_json() for r in results]})
+    else:
+        for r in results:
+            how = "cached" if r.from_cache else "fetched"
+            sys.stdout.write(f"{r.path}\n")
+            _say(args, f"{how} {r.release.package}@{r.release.version} ({r.release.digest.short}, "
+                       f"{_size(r.release.size)}) from {r.release.registry}")
+    return 0
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "? bytes"
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return str(n)
+
+
+def cmd_versions(args: argparse.Namespace) -> int:
+    from .._ref import PackageSpec
+
+    spec = PackageSpec.parse(args.ref)
+    with _client(args) as client:
+        infos = client.versions(spec.package)
+    shown = [i for i in infos if args.all or (not i.version.is_prerelease and not i.yanked)]
+    if spec.requirement is not None:
+        shown = [i for i in shown if spec.requirement.matches(i.version) or (args.all and i.version.is_prerelease)]
+    if args.json:
+        emit_json({"package": str(spec.package), "versions": [i.to_json() for i in shown]})
+        return 0
+    for i in shown:
+        marks = [m for m, on in (("pre-release", i.version.is_prerelease), ("yanked", i.yanked)) if on]
+        sys.stdout.write(f"{i.version}" + (f"  ({', '.join(marks)})" if marks else "") + "\n")
+    hidden = len(infos) - len(shown)
+    if not shown:
+        _say(args, f"no {'matching ' if spec.requirement else ''}stable versions of {spec.package}"
+                   + (f" ({hidden} pre-release/yanked hidden; use --all)" if hidden else ""))
+    elif hidden and not args.all:
+        _say(args, f"({hidden} pre-release/yanked version(s) hidden; use --all)")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from .._ref import PackageSpec
+
+    spec = PackageSpec.parse(args.ref)
+    with _client(args) as client:
+        rel = client.resolve(spec)
+    if args.json:
+        emit_json(rel.to_json())
+        return 0
+    rows = [
+        ("package", str(rel.package)),
+        ("version", str(rel.version)),
+        ("digest", str(rel.digest)),
+        ("size", f"{rel.size} bytes" if rel.size is not None else "?"),
+        ("registry", rel.registry),
+        ("backend", rel.backend),
+        ("location", rel.location),
+        ("media type", rel.media_type or "-"),
+    ]
+    if rel.manifest_digest:
+        rows.append(("manifest", f"{rel.manifest_digest} ({rel.manifest_media_type})"))
+    if rel.config_media_type:
+        rows.append(("config", rel.config_media_type))
+    if rel.yanked:
+        rows.append(("yanked", "yes"))
+    for k, v in rows:
+        sys.stdout.write(f"{k + ':':<12}{v}\n")
+    for k, v in sorted(rel.annotations.items()):
+        sys.stdout.write(f"{'annotation:':<12}{k}={v}\n")
+    return 0
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    from .._errors import LocalIOError, UsageError
+    from .._ref import PackageSpec
+    from .._semver import VersionReq
+
+    spec = PackageSpec.parse(args.package)
+    if spec.requirement is not None and spec.exact_version is None:
+        # --package ns:name@1.2.3 means exactly that version here
+        try:
+            from .._semver import Version
+
+            v = Version.parse(args.package.split("@", 1)[1].strip())
+            spec = PackageSpec(spec.package, VersionReq.parse(f"={v}"))
+        except ValueError:
+            raise UsageError(f"--package {args.package!r} needs an exact version such as {spec.package}@1.2.3") from None
+    if spec.requirement is None:
+        raise UsageError(f"--package {args.package!r} has no version", hint=f"write {spec.package}@1.2.3")
+    annotations: dict[str, str] = {}
+    for a in args.annotation:
+        key, sep, value = a.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--annotation {a!r} is not KEY=VALUE")
+        annotations[key] = value
+    path = Path(args.file)
+    if not path.is_file():
+        raise LocalIOError(f"cannot read {args.file!r}: no such file")
+    progress = None if (args.quiet or args.json) else progress_factory()
+    with _client(args, progress=progress) as client:
+        result = client.publish(path, spec, annotations=annotations, force=args.force)
+    if args.json:
+        emit_json(result.to_json())
+    else:
+        sys.stdout.write(f"{result.reference}@{result.manifest_digest}\n")
+        _say(args, f"published {result.package}@{result.version} ({_size(result.size)})")
+    return 0
