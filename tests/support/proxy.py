@@ -98,7 +98,7 @@ class ProxyRecord:
     query: str
     rules: tuple[str, ...]  # descriptions of the rules that fired
     status: int | None = None  # None when the connection was dropped before a status
-    dropped: bool = False  # the proxy closed the connection (drop, or truncate mid-body)
+    dropped: bool = False  # the connection ended abnormally (drop/truncate rule, client gone, upstream failed)
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -333,7 +333,8 @@ class FaultProxy:
                 h.connection.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
-        except (BrokenPipeError, ConnectionResetError):
+        except OSError:  # client went away, or the upstream failed mid-body
+            self._record(index, dropped=True)
             h.close_connection = True
 
     def _send_canned(self, h: _Handler, status: int, headers: Mapping[str, str], body: bytes, *, head: bool) -> None:

@@ -411,6 +411,9 @@ class RegistryServer:
                 last_error = err
                 if "address already in use" not in str(err):
                     raise
+            except BaseException:
+                self._kill()  # never leave a registry behind (KeyboardInterrupt, ...)
+                raise
         assert last_error is not None
         raise last_error
 
