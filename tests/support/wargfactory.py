@@ -236,7 +236,7 @@ class FakeWargRegistry:
 
     def _prev(self, log_id: str, prev: Any) -> str | None:
         if prev is not AUTO:
-            return prev
+            return prev  # type: ignore[no-any-return]
         records = self.logs.get(log_id)
         return records[-1]["fetchToken"] if records else None
 
@@ -488,6 +488,7 @@ class FakeWargRegistry:
         path = path.lstrip("/")
         self.requests.append((method, path, body))
         route = f"{method} {path}"
+        out: Any
         try:
             if route == "GET v1/fetch/checkpoint":
                 status, out = 200, self.latest_checkpoint()

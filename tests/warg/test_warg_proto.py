@@ -298,3 +298,17 @@ def test_semver_valid(version: str) -> None:
 )
 def test_semver_invalid(version: str) -> None:
     assert not is_semver(version)
+
+
+def test_high_s_signatures_are_accepted() -> None:
+    """The reference has no low-S rule for P-256; neither do we."""
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
+
+    n = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+    key = SigningKey.generate()
+    sig = key.sign(b"P:", b"message")
+    r, s = decode_dss_signature(parse_signature(sig))
+    flipped = encode_dss_signature(r, n - s)
+    assert key.public.verify(b"P:", b"message", parse_signature(sig))
+    assert key.public.verify(b"P:", b"message", flipped)
+    assert not key.public.verify(b"P:", b"other", flipped)

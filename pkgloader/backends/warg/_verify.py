@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, ParamSpec, Sequence, TypeVar
 
 from ..._errors import (
     PackageNotFound,
@@ -66,6 +66,9 @@ from ._state import (
 __all__ = ["VerifiedState", "Update", "verify_update", "STATE_FORMAT"]
 
 logger = logging.getLogger("pkgloader")
+
+_T = TypeVar("_T")
+_P = ParamSpec("_P")
 
 #: ``format`` tag of :meth:`VerifiedState.to_json`; bump on incompatible changes.
 STATE_FORMAT = "pkgloader-warg-state/1"
@@ -288,10 +291,11 @@ class Update:
             raise PkgLoaderError(f"{name} is not one of the packages of this update")
         self._guarded(self._feed, builder, records)
 
-    def _guarded(self, fn: Any, *args: Any) -> Any:
+    def _guarded(self, fn: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        """Run ``fn``; any exception poisons the update."""
         self._check_alive()
         try:
-            return fn(*args)
+            return fn(*args, **kwargs)
         except BaseException as exc:
             self._broken = exc
             raise
