@@ -267,7 +267,7 @@ def test_rewind(reg: FakeWargRegistry, keys: dict[str, SigningKey]) -> None:
     assert routes(reg, start) == ["GET v1/fetch/checkpoint"]  # refused before fetching logs
     assert info.value.code == "warg-rewind"
     assert info.value.message == (
-        "warg registry of registry.example.com went back in time: its checkpoint has log length 8, "
+        "warg registry registry.example.com went back in time: its checkpoint has log length 8, "
         "but length 9 was verified earlier"
     )
 
@@ -280,7 +280,7 @@ def test_changed_root_at_same_length(reg: FakeWargRegistry, keys: dict[str, Sign
     with pytest.raises(WargRootMismatch) as info:
         drive_update(fork, [HELLO], state)
     assert info.value.code == "warg-root-mismatch"
-    assert info.value.message == "warg registry of registry.example.com changed its roots at log length 8"
+    assert info.value.message == "warg registry registry.example.com changed its roots at log length 8"
 
 
 def test_fork(reg: FakeWargRegistry, keys: dict[str, SigningKey]) -> None:
@@ -299,7 +299,7 @@ def test_fork(reg: FakeWargRegistry, keys: dict[str, SigningKey]) -> None:
         drive_update(fork, [HELLO], state)
     assert info.value.code == "warg-fork"
     assert info.value.message == (
-        "warg registry of registry.example.com forked: its log at length 7 does not extend the log "
+        "warg registry registry.example.com forked: its log at length 7 does not extend the log "
         "at length 6 verified earlier"
     )
     assert info.value.details[0] == f"verified earlier: logRoot {state.checkpoint.checkpoint.log_root}"
@@ -468,7 +468,7 @@ def test_package_without_records(reg: FakeWargRegistry) -> None:
     with pytest.raises(PackageNotFound) as info:
         drive_update(reg, [WORLD])
     assert info.value.message == (
-        "package example:world does not exist in warg registry of registry.example.com "
+        "package example:world does not exist in warg registry registry.example.com "
         "(no records up to checkpoint length 8)"
     )
 
@@ -478,7 +478,7 @@ def test_more_without_progress(reg: FakeWargRegistry) -> None:
     update.add_fetch_logs_response(reg.call("POST", "v1/fetch/logs", update.fetch_logs_request()))
     with pytest.raises(RegistryError) as info:
         update.add_fetch_logs_response({"more": True, "operator": [], "packages": {}})
-    assert info.value.message == "warg registry sent a malformed fetch/logs response: 'more' is true but no new records were sent"
+    assert info.value.message == "the warg registry sent a malformed fetch/logs response: 'more' is true but no new records were sent"
 
 
 @pytest.mark.parametrize("body", [[], {"more": "yes"}, {"operator": {}}, {"packages": {package_log_id(HELLO): {}}}])

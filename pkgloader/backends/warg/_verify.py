@@ -157,8 +157,8 @@ class VerifiedState:
         return cls(checkpoint, operator, MappingProxyType(packages), registry)
 
 
-def _bad_response(what: str, problem: str) -> RegistryError:
-    return RegistryError(f"warg registry sent a malformed {what} response: {problem}")
+def _bad_response(what: str, problem: str, registry: str = "the warg registry") -> RegistryError:
+    return RegistryError(f"{registry} sent a malformed {what} response: {problem}")
 
 
 class Update:
@@ -181,20 +181,21 @@ class Update:
         self.previous = previous
         self.registry = registry if registry is not None else (previous.registry if previous else None)
         names = list(dict.fromkeys(validate_package_name(n) for n in packages))
-        self._where = f" of {self.registry}" if self.registry else ""
+        self._where = f" of {self.registry}" if self.registry else ""  # after a log label
+        self._reg = f"warg registry {self.registry}" if self.registry else "the warg registry"
         new = self.checkpoint.checkpoint
         if previous is not None:
             old = previous.checkpoint.checkpoint
             if old.log_length > new.log_length:
                 raise WargRewind(
-                    f"warg registry{self._where} went back in time: its checkpoint has log length "
+                    f"{self._reg} went back in time: its checkpoint has log length "
                     f"{new.log_length}, but length {old.log_length} was verified earlier",
                     details=[f"verified earlier: length {old.log_length}, root {old.log_root}", f"served now:       length {new.log_length}, root {new.log_root}"],
                     hint="the registry may be rolled back or compromised; nothing was updated",
                 )
             if old.log_length == new.log_length and (old.log_root, old.map_root) != (new.log_root, new.map_root):
                 raise WargRootMismatch(
-                    f"warg registry{self._where} changed its roots at log length {new.log_length}",
+                    f"{self._reg} changed its roots at log length {new.log_length}",
                     details=[
                         f"verified earlier: logRoot {old.log_root} mapRoot {old.map_root}",
                         f"served now:       logRoot {new.log_root} mapRoot {new.map_root}",
@@ -251,29 +252,29 @@ class Update:
         self._check_alive()
         try:
             if not isinstance(body, Mapping):
-                raise _bad_response("fetch/logs", "not a JSON object")
+                raise _bad_response("fetch/logs", registry=self._reg, problem="not a JSON object")
             more = body.get("more", False)
             if not isinstance(more, bool):
-                raise _bad_response("fetch/logs", "'more' is not a boolean")
+                raise _bad_response("fetch/logs", registry=self._reg, problem="'more' is not a boolean")
             operator = body.get("operator")
             operator = [] if operator is None else operator
             packages = body.get("packages")
             packages = {} if packages is None else packages
             if not isinstance(operator, list) or not isinstance(packages, Mapping):
-                raise _bad_response("fetch/logs", "'operator' must be a list and 'packages' an object")
+                raise _bad_response("fetch/logs", registry=self._reg, problem="'operator' must be a list and 'packages' an object")
             for warning in body.get("warnings") or []:
                 if isinstance(warning, Mapping):
-                    logger.warning("warg registry%s: %s", self._where, str(warning.get("message"))[:500])
+                    logger.warning("%s: %s", self._reg, str(warning.get("message"))[:500])
             applied = self._feed(self._operator, operator)
             for log_id, records in packages.items():
                 builder = self._by_log_id.get(log_id)
                 if builder is None:
                     continue  # a log we did not ask for
                 if not isinstance(records, list):
-                    raise _bad_response("fetch/logs", f"records of {log_id} are not a list")
+                    raise _bad_response("fetch/logs", registry=self._reg, problem=f"records of {log_id} are not a list")
                 applied += self._feed(builder, records)
             if more and not applied:
-                raise _bad_response("fetch/logs", "'more' is true but no new records were sent")
+                raise _bad_response("fetch/logs", registry=self._reg, problem="'more' is true but no new records were sent")
         except BaseException as exc:
             self._broken = exc
             raise
@@ -351,7 +352,7 @@ class Update:
         for b in self._packages.values():
             if b.head_id is None or b.head_index is None:
                 raise PackageNotFound(
-                    f"package {b.name} does not exist in warg registry{self._where or ''} "
+                    f"package {b.name} does not exist in {self._reg} "
                     f"(no records up to checkpoint length {length})"
                 )
             prev = self.previous.packages.get(b.name) if self.previous else None
@@ -404,27 +405,27 @@ class Update:
         self.checkpoint.verify(operator, registry=self.registry)
         if self.consistency_request() is not None:
             if consistency is None:
-                raise WargProofError(f"no consistency proof was given for warg registry{self._where}")
+                raise WargProofError(f"no consistency proof was given for {self._reg}")
             self._verify_consistency(consistency)
         if self._needs_inclusion(leaves):
             if inclusion is None:
-                raise WargProofError(f"no inclusion proof was given for warg registry{self._where}")
+                raise WargProofError(f"no inclusion proof was given for {self._reg}")
             self._verify_inclusion(inclusion, leaves)
         packages = dict(self.previous.packages) if self.previous else {}
         for name, builder in self._packages.items():
             packages[name] = builder.freeze(verified_at=length)
         logger.debug(
-            "warg registry%s verified at log length %d (%d logs updated)", self._where, length, len(self._changed)
+            "%s verified at log length %d (%d logs updated)", self._reg, length, len(self._changed)
         )
         return VerifiedState(self.checkpoint, operator, MappingProxyType(packages), self.registry)
 
     def _bundle(self, response: Mapping[str, Any], field: str, what: str) -> bytes:
         if not isinstance(response, Mapping):
-            raise WargProofError(f"{what} response{self._where} is not a JSON object")
+            raise WargProofError(f"{what} response from {self._reg} is not a JSON object")
         try:
             return b64decode(response.get(field), f"{what} field {field!r}")
         except BadValue as exc:
-            raise WargProofError(f"{what} response{self._where} is malformed: {exc.message}") from None
+            raise WargProofError(f"{what} response from {self._reg} is malformed: {exc.message}") from None
 
     def _verify_consistency(self, response: Mapping[str, Any]) -> None:
         assert self.previous is not None
@@ -440,15 +441,15 @@ class Update:
                 )
             old_root, new_root = verify_log_consistency(bundle.hashes, old.log_length, new.log_length)
         except ProofError as exc:
-            raise WargProofError(f"{what} of warg registry{self._where} does not verify: {exc}") from None
+            raise WargProofError(f"{what} of {self._reg} does not verify: {exc}") from None
         if new_root != hash_raw(new.log_root):
             raise WargProofError(
-                f"{what} of warg registry{self._where} does not lead to the new checkpoint's log root",
+                f"{what} of {self._reg} does not lead to the new checkpoint's log root",
                 details=[f"expected {new.log_root}", f"got      sha256:{new_root.hex()}"],
             )
         if old_root != hash_raw(old.log_root):
             raise WargFork(
-                f"warg registry{self._where} forked: its log at length {new.log_length} does not extend "
+                f"{self._reg} forked: its log at length {new.log_length} does not extend "
                 f"the log at length {old.log_length} verified earlier",
                 details=[f"verified earlier: logRoot {old.log_root}", f"proof implies:    logRoot sha256:{old_root.hex()}"],
                 hint="the registry may be compromised or serving different views to different clients",
@@ -456,7 +457,7 @@ class Update:
 
     def _verify_inclusion(self, response: Mapping[str, Any], leaves: list[tuple[str, str, str, int, int]]) -> None:
         cp = self.checkpoint.checkpoint
-        where = f"inclusion proof for checkpoint length {cp.log_length}{self._where}"
+        where = f"inclusion proof for checkpoint length {cp.log_length} of {self._reg}"
         try:
             log_bundle = LogProofBundle.decode(self._bundle(response, "log", "inclusion proof"))
             map_bundle = MapProofBundle.decode(self._bundle(response, "map", "inclusion proof"))
