@@ -113,8 +113,10 @@ class VerifiedState:
 
         The stored data is checked for shape and internal consistency (key IDs match keys,
         log IDs match names, heads lie below their checkpoint) and the stored checkpoint's
-        signature is verified again with the stored operator keys. A corrupt or foreign file
-        raises ``WargInvalidRecord``; callers should then discard it and start from scratch.
+        signature is verified again with the stored operator keys. A malformed or foreign
+        file raises ``WargInvalidRecord``; a checkpoint that no longer verifies raises
+        ``WargSignatureError``/``WargUnauthorized``. On any ``WargVerificationError`` callers
+        should discard the file and start from scratch (``previous=None``).
         """
         registry = obj.get("registry") if isinstance(obj, Mapping) else None
         try:
