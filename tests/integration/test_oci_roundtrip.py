@@ -33,11 +33,11 @@ def test_publish_list_fetch(registry, wit_package, tmp_path: Path) -> None:  # t
         assert [str(v.version) for v in client.versions("test:hello")] == ["0.1.0", "0.2.0"]
         rel = client.resolve("test:hello@0.1")
         assert str(rel.version) == "0.1.0"
-        res = client.fetch("test:hello", tmp_path / "out/")
+        res = client.fetch("test:hello", f"{tmp_path}/out/")
         assert res.path == tmp_path / "out" / "test_hello@0.2.0.wasm"
         assert res.path.read_bytes() == wasm2.read_bytes()
         with pytest.raises(OutputExists):
-            client.fetch("test:hello", tmp_path / "out/")
+            client.fetch("test:hello", f"{tmp_path}/out/")
         with pytest.raises(NoMatchingVersion) as ei:
             client.resolve("test:hello@^1")
         assert "available: 0.1.0, 0.2.0" in ei.value.render()

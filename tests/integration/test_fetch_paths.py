@@ -1,0 +1,190 @@
+"""Fetch fast paths and request counts, cache behaviour, offline mode, async parity."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pkgloader import AsyncClient, Client, Config
+from pkgloader._errors import OfflineCacheMiss
+
+
+def published(registry, registry_config, wit_package, versions=("0.1.0", "0.2.0", "0.2.1")):  # type: ignore[no-untyped-def]
+    registry_config(registry)
+    files = {}
+    with Client() as c:
+        for v in versions:
+            files[v] = wit_package("test", "pkg", v)
+            c.publish(files[v], f"test:pkg@={v}")
+    return files
+
+
+def blob_requests(reqs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    return [r for r in reqs if r[1] != "/v2/"]
+
+
+def test_exact_cold_fetch_makes_manifest_and_blob_requests_only(registry, registry_config, wit_package, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    files = published(registry, registry_config, wit_package)
+    registry.mark()
+    with Client() as c:
+        res = c.fetch("test:pkg@=0.2.0", tmp_path / "a.wasm")
+    assert res.path.read_bytes() == files["0.2.0"].read_bytes()
+    assert registry.requests() == [
+        ("GET", "/v2/test/pkg/manifests/0.2.0"),
+        ("GET", f"/v2/test/pkg/blobs/{res.release.digest}"),
+    ]
+
+
+def test_range_fetch_lists_tags_first(registry, registry_config, wit_package, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    published(registry, registry_config, wit_package)
+    registry.mark()
+    with Client() as c:
+        res = c.fetch("test:pkg@0.2", tmp_path / "a.wasm")
+    assert str(res.release.version) == "0.2.1"
+    assert registry.requests() == [
+        ("GET", "/v2/test/pkg/tags/list"),
+        ("GET", "/v2/test/pkg/manifests/0.2.1"),
+        ("GET", f"/v2/test/pkg/blobs/{res.release.digest}"),
+    ]
+
+
+def test_warm_exact_fetch_makes_no_request(registry, registry_config, wit_package, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    files = published(registry, registry_config, wit_package)
+    seen: list[object] = []
+    with Client() as c:
+        c.fetch("test:pkg@=0.1.0", tmp_path / "one.wasm")
+    registry.mark()
+    with Client(observer=lambda req, resp: seen.append(req.url)) as c:
+        res = c.fetch("test:pkg@=0.1.0", tmp_path / "two.wasm")
+    assert res.from_cache is True
+    assert seen == [] and registry.requests() == []
+    assert (tmp_path / "two.wasm").read_bytes() == files["0.1.0"].read_bytes()
+
+
+def test_warm_cli_fetch_does_not_import_http_stack(registry, registry_config, wit_package, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    published(registry, registry_config, wit_package)
+    env = dict(os.environ)
+    cli = [sys.executable, "-X", "importtime", "-m", "pkgloader", "fetch", "test:pkg@=0.2.0", "-o"]
+    first = subprocess.run(cli + [str(tmp_path / "1.wasm")], env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    registry.mark()
+    warm = subprocess.run(cli + [str(tmp_path / "2.wasm")], env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert warm.returncode == 0, warm.stderr
+    imported = {line.split("|")[-1].strip() for line in warm.stderr.splitlines() if line.startswith("import time:")}
+    assert "httpx" not in imported and "httpcore" not in imported and "cryptography" not in imported
+    assert registry.requests() == []
+
+
+def test_corrupted_cache_entry_is_refetched_not_served(registry, registry_config, wit_package, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    files = published(registry, registry_config, wit_package)
+    with Client() as c:
+        res = c.fetch("test:pkg@=0.1.0", tmp_path / "a.wasm")
+        blob = c.engine.cache.blob_path(res.release.digest)
+    blob.chmod(0o644)
+    data = bytearray(blob.read_bytes())
+    data[20] ^= 0xFF
+    blob.write_bytes(bytes(data))
+    registry.mark()
+    with Client() as c:
+        res2 = c.fetch("test:pkg@=0.1.0", tmp_path / "b.wasm")
+    assert res2.from_cache is False
+    assert (tmp_path / "b.wasm").read_bytes() == files["0.1.0"].read_bytes()
+    assert registry.requests() == [("GET", f"/v2/test/pkg/blobs/{res.release.digest}")]
+    # truncated entry: same story
+    blob.chmod(0o644)
+    blob.write_bytes(files["0.1.0"].read_bytes()[:10])
+    with Client() as c:
+        c.fetch("test:pkg@=0.1.0", tmp_path / "c.wasm")
+    assert (tmp_path / "c.wasm").read_bytes() == files["0.1.0"].read_bytes()
+
+
+def test_offline_uses_cache_only(registry, registry_config, wit_package, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    files = published(registry, registry_config, wit_package)
+    with Client() as c:
+        c.versions("test:pkg")
+        c.fetch("test:pkg@0.2", tmp_path / "online.wasm")
+    registry.mark()
+    with Client(offline=True) as c:
+        assert [str(v.version) for v in c.versions("test:pkg")] == ["0.1.0", "0.2.0", "0.2.1"]
+        res = c.fetch("test:pkg@0.2", tmp_path / "offline.wasm")
+        assert res.path.read_bytes() == files["0.2.1"].read_bytes()
+        with pytest.raises(OfflineCacheMiss) as ei:
+            c.fetch("test:pkg@=0.1.0", tmp_path / "miss.wasm")
+    assert ei.value.render() == (
+        "error[offline-cache-miss]: test:pkg@0.1.0 from " + registry.host + " is not in the cache (offline)\n"
+        "  hint: run once without --offline to fill the cache"
+    )
+    assert not (tmp_path / "miss.wasm").exists()
+    assert registry.requests() == []
+
+
+def test_fetch_many_in_one_call(registry, registry_config, wit_package, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    registry_config(registry)
+    names = [f"p{i}" for i in range(6)]
+    with Client() as c:
+        for n in names:
+            c.publish(wit_package("test", n, "1.0.0"), f"test:{n}@=1.0.0")
+    with Client() as c:
+        results = c.fetch_many([f"test:{n}" for n in names], tmp_path / "out")
+    assert sorted(r.path.name for r in results) == sorted(f"test_{n}@1.0.0.wasm" for n in names)
+
+
+def test_async_client_matches_sync(registry, registry_config, wit_package, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    files = published(registry, registry_config, wit_package)
+
+    async def main() -> list[str]:
+        async with AsyncClient() as c:
+            vs = await c.versions("test:pkg")
+            rel = await c.resolve("test:pkg@0.1")
+            res = await c.fetch("test:pkg@0.2", tmp_path / "async.wasm")
+            many = await c.fetch_many(["test:pkg@=0.1.0", "test:pkg@=0.2.0"], tmp_path / "many")
+            data = await c.read_bytes("test:pkg@=0.2.0")
+            assert data == files["0.2.0"].read_bytes()
+            assert len(many) == 2
+            return [str(v.version) for v in vs] + [str(rel.version), str(res.release.version)]
+
+    assert asyncio.run(main()) == ["0.1.0", "0.2.0", "0.2.1", "0.1.0", "0.2.1"]
+    assert (tmp_path / "async.wasm").read_bytes() == files["0.2.1"].read_bytes()
+
+
+def test_concurrent_processes_share_the_cache(registry, registry_config, wit_package, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    files = published(registry, registry_config, wit_package, versions=("1.0.0",))
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "pkgloader", "fetch", "test:pkg@=1.0.0", "-o", str(tmp_path / f"out{i}.wasm"), "-q"],
+                         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for i in range(6)
+    ]
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+    want = files["1.0.0"].read_bytes()
+    for i in range(6):
+        assert (tmp_path / f"out{i}.wasm").read_bytes() == want
+    cache = Path(os.environ["PKGLOADER_CACHE_DIR"])
+    blobs = list((cache / "blobs" / "sha256").iterdir())
+    assert len(blobs) == 1 and blobs[0].read_bytes() == want
+    assert list((cache / "tmp").glob("*")) == []
+
+
+def test_local_directory_registry(tmp_path: Path, wit_package, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    root = tmp_path / "pkgs"
+    (root / "my-org" / "greeter").mkdir(parents=True)
+    for v in ("0.1.0", "0.2.0-rc.1", "0.1.1"):
+        (root / "my-org" / "greeter" / f"{v}.wasm").write_bytes(wit_package("my-org", "greeter", v.split("-")[0]).read_bytes())
+    (root / "my-org" / "greeter" / "README.txt").write_text("ignored")
+    cfgfile = tmp_path / "c.toml"
+    cfgfile.write_text(f'default_registry = "files"\n[registry."files".local]\nroot = "{root}"\n')
+    cfg = Config.load(config_files=[cfgfile], cache_dir=tmp_path / "cache")
+    with Client(cfg) as c:
+        assert [str(v.version) for v in c.versions("my-org:greeter")] == ["0.1.0", "0.1.1", "0.2.0-rc.1"]
+        res = c.fetch("my-org:greeter", f"{tmp_path}/out/")
+        assert res.path.name == "my-org_greeter@0.1.1.wasm"
+        assert res.release.backend == "local"
+        pre = c.resolve("my-org:greeter@>=0.2.0-rc.1")
+        assert str(pre.version) == "0.2.0-rc.1"
