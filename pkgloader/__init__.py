@@ -5,49 +5,24 @@
     ...     result = client.fetch("wasi:http@0.2", "wit/deps/")
     ...     print(result.release.version, result.release.digest, result.path)
 
-The value types and errors are imported eagerly (they are light); the clients are loaded
-on first use so that ``import pkgloader`` stays cheap.
+Every public name is imported on first use, so that ``import pkgloader`` (and the CLI's
+warm path) stays cheap.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
-from ._errors import (
-    AuthError,
-    ConfigError,
-    ConflictError,
-    DigestMismatch,
-    InputError,
-    IntegrityError,
-    InvalidContent,
-    InvalidManifest,
-    InvalidPackageRef,
-    InvalidVersion,
-    InvalidVersionReq,
-    NetworkError,
-    NoMatchingVersion,
-    NotFoundError,
-    OfflineCacheMiss,
-    OutputExists,
-    PackageNotFound,
-    PkgLoaderError,
-    RegistryNotConfigured,
-    SizeMismatch,
-    VersionExists,
-    VersionYanked,
-    WargVerificationError,
-)
-from ._ref import PackageRef, PackageSpec
-from ._semver import Version, VersionReq
 from ._version import __version__
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
     from ._client import AsyncClient, Client
     from ._config import Config
     from ._digest import Digest
     from ._engine import FetchResult
+    from ._errors import *  # noqa: F403
+    from ._ref import PackageRef, PackageSpec
     from ._release import Release, VersionInfo
+    from ._semver import Version, VersionReq
 
 __all__ = [
     "__version__",
@@ -95,11 +70,15 @@ _LAZY = {
     "Release": "._release",
     "VersionInfo": "._release",
     "Digest": "._digest",
+    "PackageRef": "._ref",
+    "PackageSpec": "._ref",
+    "Version": "._semver",
+    "VersionReq": "._semver",
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
+def __getattr__(name: str):  # type: ignore[no-untyped-def]
+    module = _LAZY.get(name) or ("._errors" if name in __all__ else None)
     if module is None:
         raise AttributeError(f"module 'pkgloader' has no attribute {name!r}")
     import importlib
@@ -112,15 +91,3 @@ def __getattr__(name: str) -> Any:
     globals()[name] = value
     return value
 
-
-def _set_module() -> None:
-    for name in __all__:
-        obj = globals().get(name)
-        if obj is not None and hasattr(obj, "__module__") and name != "__version__":
-            try:
-                obj.__module__ = "pkgloader"
-            except (AttributeError, TypeError):
-                pass
-
-
-_set_module()

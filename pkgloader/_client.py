@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Any, Iterable, TypeVar
 
 from ._config import Config
 from ._engine import Engine, FetchResult, Progress, as_ref, as_spec
-from ._http import Flow, Observer
 from ._ref import PackageRef, PackageSpec
 from ._release import Release, VersionInfo
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ._http import Flow, Observer
     from ._http import AsyncTransport, SyncTransport
     from .backends.oci import PublishResult
 

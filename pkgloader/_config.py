@@ -279,6 +279,8 @@ class Config:
     project_root: Path | None = None
     files: list[tuple[str, Path, bool]] = field(default_factory=list)  # (layer, path, found)
     warnings: list[str] = field(default_factory=list)
+    #: what Config.load was given (cwd, flag files, --registry): the warm-fetch memo key
+    load_inputs: tuple[str, tuple[str, ...], str | None] | None = None
 
     # --- construction ------------------------------------------------------------------
 
@@ -307,6 +309,9 @@ class Config:
         """
         env = os.environ if env is None else env
         cfg = cls.builtin()
+        if use_global and use_project and env is os.environ:
+            cfg.load_inputs = (str(Path(cwd) if cwd is not None else Path.cwd()),
+                               tuple(str(f) for f in config_files), registry)
 
         if use_global:
             path = global_config_path()

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from ._auth import AuthSession
 from ._cache import Cache
 from ._config import Config
 from ._errors import (
@@ -25,14 +24,15 @@ from ._errors import (
     UsageError,
     VersionYanked,
 )
-from ._http import Flow
 from ._ref import PackageRef, PackageSpec
 from ._release import Release, VersionInfo
 from ._semver import Version, VersionReq
-from ._source import Source, source_flow
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ._auth import AuthSession
     from ._credentials import Credentials
+    from ._http import Flow
+    from ._source import Source
 
 __all__ = ["Engine", "FetchResult", "as_spec", "as_ref", "is_wasm_preamble"]
 
@@ -81,7 +81,8 @@ class Engine:
         self.cache = Cache(config.cache_dir)
         self.offline = offline
         self.strict = config.settings.strict.value if strict is None else strict
-        self.auth = AuthSession()
+        self._strict_flag = strict is True
+        self._auth: AuthSession | None = None
         self.progress = progress
         self._creds: dict[tuple[str, str], Credentials | None] = {}
         self._creds_lock = threading.Lock()
@@ -102,6 +103,14 @@ class Engine:
             return self._creds[key]
 
     @property
+    def auth(self) -> AuthSession:
+        if self._auth is None:
+            from ._auth import AuthSession
+
+            self._auth = AuthSession()
+        return self._auth
+
+    @property
     def oci(self) -> Any:
         if self._oci_ctx is None:
             from .backends.oci import OciContext
@@ -110,6 +119,8 @@ class Engine:
         return self._oci_ctx
 
     def _source(self, ref: PackageRef) -> Flow[Source]:
+        from ._source import source_flow
+
         return (yield from source_flow(self.config, ref, offline=self.offline))
 
     # --- versions -----------------------------------------------------------------------
@@ -320,7 +331,24 @@ class Engine:
             raise LocalIOError(f"cannot write {str(out)!r}: {exc.strerror or exc}",
                                details=["nothing was written"]) from None
         self.cache.touch(rel.digest)
+        if spec.exact_version is not None:
+            self._remember(spec, rel)
         return FetchResult(rel, out, cached)
+
+    def _remember(self, spec: PackageSpec, rel: Release) -> None:
+        """Record the warm-fetch memo (see ``_warm``) for an exact-version fetch."""
+        inputs = self.config.load_inputs
+        if inputs is None or self.offline:
+            return
+        from . import _warm
+
+        fp = _warm.fingerprint(inputs[0], list(inputs[1]), inputs[2], self._strict_flag)
+        if fp is None:
+            return
+        _warm.write_memo(str(self.cache.root), fp, str(spec), {
+            "package": str(rel.package), "version": str(rel.version), "digest": str(rel.digest),
+            "size": rel.size, "registry": rel.registry, "file_name": rel.file_name,
+        })
 
     def content_flow(self, spec: PackageSpec) -> Flow[tuple[Release, Path]]:
         """Resolve and cache; return the verified cache path (read-only; do not modify)."""

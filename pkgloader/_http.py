@@ -9,20 +9,18 @@ objects and is sent back :class:`Response` objects. :class:`SyncTransport` and
 
 from __future__ import annotations
 
-import ipaddress
 import logging
-import random
 import re
-import ssl
 import time
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, Callable, Generator, Iterable, Mapping, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from ._errors import NetworkError, PkgLoaderError, RegistryTimeout, TLSError
 
 if TYPE_CHECKING:  # pragma: no cover
+    import ssl
+
     import httpx
 
 log = logging.getLogger("pkgloader")
@@ -96,6 +94,8 @@ Flow = Generator[Request, Response, T]
 
 
 def is_loopback_host(host: str) -> bool:
+    import ipaddress
+
     host = host.strip("[]").lower()
     if host == "localhost" or host.endswith(".localhost"):
         return True
@@ -128,6 +128,8 @@ def redact_url(url: str) -> str:
 
 def make_ssl_context(extra_root_certificates: Iterable[bytes] = (), accept_invalid_certificates: bool = False) -> ssl.SSLContext | bool:
     """A verifying SSL context with the system roots plus any extra PEM/DER roots."""
+    import ssl
+
     if accept_invalid_certificates:
         ctx = ssl.create_default_context()
         ctx.check_hostname = False
@@ -156,6 +158,8 @@ def make_ssl_context(extra_root_certificates: Iterable[bytes] = (), accept_inval
 def parse_retry_after(value: str | None) -> float | None:
     if not value:
         return None
+    from email.utils import parsedate_to_datetime
+
     value = value.strip()
     try:
         return max(0.0, float(value))
@@ -171,10 +175,14 @@ def parse_retry_after(value: str | None) -> float | None:
 def backoff_delay(attempt: int, retry_after: float | None) -> float:
     if retry_after is not None:
         return min(retry_after, MAX_RETRY_AFTER)
+    import random
+
     return min(0.2 * (2**attempt), 4.0) * (0.5 + random.random() / 2)
 
 
 def map_transport_error(exc: Exception, url: str) -> NetworkError:
+    import ssl
+
     import httpx
 
     safe = redact_url(url)
@@ -219,7 +227,7 @@ class HttpSettings:
     timeout: float = 30.0
     connect_timeout: float = 10.0
     retries: int = 3
-    verify: ssl.SSLContext | bool = True
+    verify: ssl.SSLContext | bool = True  # noqa: F821 (annotation only)
     http2: bool = True
     max_connections: int = 16
 

@@ -97,13 +97,9 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
 
 def _size(n: int | None) -> str:
-    if n is None:
-        return "? bytes"
-    for unit in ("bytes", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1024  # type: ignore[assignment]
-    return str(n)
+    from ._fast import _size as size
+
+    return "? bytes" if n is None else size(n)
 
 
 def cmd_versions(args: argparse.Namespace) -> int:

@@ -6,7 +6,6 @@ import argparse
 import json
 import logging
 import sys
-import traceback
 from typing import Any, Callable, Sequence
 
 from .._errors import EXIT_CODES, PkgLoaderError
@@ -93,6 +92,8 @@ def run(argv: Sequence[str]) -> int:
         return func(args)
     except PkgLoaderError as exc:
         if verbose:
+            import traceback
+
             traceback.print_exc(file=sys.stderr)
         sys.stderr.write(exc.render() + "\n")
         if getattr(args, "json", False):
@@ -105,6 +106,8 @@ def run(argv: Sequence[str]) -> int:
         return 0
     except Exception as exc:  # a bug: say so, and show the traceback with -v
         if verbose:
+            import traceback
+
             traceback.print_exc(file=sys.stderr)
         sys.stderr.write(
             f"error[internal-error]: unexpected {type(exc).__name__}: {exc}\n"

@@ -188,3 +188,43 @@ def test_local_directory_registry(tmp_path: Path, wit_package, monkeypatch: pyte
         assert res.release.backend == "local"
         pre = c.resolve("my-org:greeter@>=0.2.0-rc.1")
         assert str(pre.version) == "0.2.0-rc.1"
+
+
+def test_cli_warm_fast_path_and_its_fallbacks(registry, registry_config, wit_package, run_cli, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    import pkgloader.cli._fast as fast
+
+    files = published(registry, registry_config, wit_package, versions=("1.0.0",))
+    want = files["1.0.0"].read_bytes()
+    assert run_cli("fetch", "test:pkg@=1.0.0", "-o", tmp_path / "a.wasm").code == 0  # full path, writes the memo
+    calls: list[int | None] = []
+    real = fast._try_fetch
+    monkeypatch.setattr(fast, "_try_fetch", lambda argv: calls.append(real(argv)) or calls[-1])
+    registry.mark()
+    r = run_cli("fetch", "test:pkg@=1.0.0", "-o", tmp_path / "b.wasm")
+    assert (r.code, calls) == (0, [0])  # answered by the fast path
+    assert r.out == f"{tmp_path / 'b.wasm'}\n" and r.err.startswith("cached test:pkg@1.0.0 (sha256:")
+    assert (tmp_path / "b.wasm").read_bytes() == want and registry.requests() == []
+
+    # an existing output: the fast path steps aside and the full path refuses with its error
+    r = run_cli("fetch", "test:pkg@=1.0.0", "-o", tmp_path / "b.wasm")
+    assert (r.code, calls[-1]) == (7, None)
+
+    # a config change invalidates the memo: the full path answers (from the cache)
+    cfg = Path(os.environ["PKGLOADER_CONFIG"])
+    cfg.write_text(cfg.read_text() + "\n# touched\n")
+    r = run_cli("fetch", "test:pkg@=1.0.0", "-o", tmp_path / "c.wasm")
+    assert (r.code, calls[-1]) == (0, None)
+    r = run_cli("fetch", "test:pkg@=1.0.0", "-o", tmp_path / "d.wasm")
+    assert (r.code, calls[-1]) == (0, 0)  # memo rewritten under the new fingerprint
+
+    # a corrupted blob is never served: the fast path declines, the full path re-fetches
+    blob = next((Path(os.environ["PKGLOADER_CACHE_DIR"]) / "blobs" / "sha256").iterdir())
+    blob.chmod(0o644)
+    blob.write_bytes(want[:-1] + bytes([want[-1] ^ 1]))
+    registry.mark()
+    r = run_cli("fetch", "test:pkg@=1.0.0", "-o", tmp_path / "e.wasm")
+    assert (r.code, calls[-1]) == (0, None)
+    assert (tmp_path / "e.wasm").read_bytes() == want
+    assert [m for m, p in registry.requests()] == ["GET"]
+    assert list(tmp_path.glob(".*.part")) == []
