@@ -136,9 +136,12 @@ def token_flow(session: AuthSession, challenge: Challenge, scope: str, creds: Cr
 def authed(session: AuthSession, req: Request, *, host: str, scope: str, creds: Credentials | None,
            registry: str) -> Flow[Response]:
     """Send ``req`` with whatever auth the registry asks for. Returns the final response
-    (which may still be 401/403/404: the caller words the error)."""
+    (which may still be 401/403/404: the caller words the error). Configured credentials
+    that are refused get one anonymous attempt; if that is refused too, raises
+    :class:`AuthError` naming where the credentials came from."""
     use_creds = creds
     tried_anonymous = False
+    refused = False  # the configured credentials were refused (by the registry or its token service)
     base_headers = {k: v for k, v in req.headers.items() if k.lower() != "authorization"}
     for _ in range(4):  # bounded: known challenge, fresh token, anonymous retry
         headers = dict(base_headers)
@@ -151,7 +154,7 @@ def authed(session: AuthSession, req: Request, *, host: str, scope: str, creds: 
                 token = yield from token_flow(session, challenge, scope, use_creds, registry)
                 if token is None:
                     if use_creds is not None and not tried_anonymous:
-                        use_creds, tried_anonymous = None, True
+                        use_creds, tried_anonymous, refused = None, True, True
                         continue
                     raise _refused(registry, creds, scope)
             headers["Authorization"] = f"Bearer {token}"
@@ -161,6 +164,10 @@ def authed(session: AuthSession, req: Request, *, host: str, scope: str, creds: 
         resp: Response = yield req
         if resp.status != 401:
             return resp
+        if refused:
+            # the credentials were refused and anonymous access is not enough: say so, rather
+            # than letting the caller word a bare 401 as "not found or not authorized"
+            raise _refused(registry, creds, scope)
         new = parse_challenge(resp.header("www-authenticate"))
         sent_auth = "Authorization" in headers
         if new is None or new.scheme not in ("bearer", "basic"):
@@ -176,8 +183,8 @@ def authed(session: AuthSession, req: Request, *, host: str, scope: str, creds: 
                         continue
                     return resp
             if use_creds is not None and use_creds.kind == "bearer":
-                if not tried_anonymous:
-                    use_creds, tried_anonymous = None, True
+                if not tried_anonymous:  # the static token was refused
+                    use_creds, tried_anonymous, refused = None, True, True
                     continue
                 return resp
             continue
@@ -186,7 +193,7 @@ def authed(session: AuthSession, req: Request, *, host: str, scope: str, creds: 
             return resp
         if sent_auth:
             if not tried_anonymous:
-                use_creds, tried_anonymous = None, True
+                use_creds, tried_anonymous, refused = None, True, True
                 continue
             return resp
     return resp
