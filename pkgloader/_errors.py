@@ -32,7 +32,8 @@ to one of these and never leak.
     ├── ConflictError                   exit 7
     │   ├── OutputExists                output-exists
     │   ├── VersionExists               version-exists
-    │   └── LockOutOfDate               lock-out-of-date
+    │   ├── LockOutOfDate               lock-out-of-date
+    │   └── ResolutionConflict          resolution-conflict
     └── LocalIOError                    exit 8   io-error
 
 Each error carries a one-line ``message``, optional ``details`` (lines of facts:
@@ -84,6 +85,7 @@ __all__ = [
     "OutputExists",
     "VersionExists",
     "LockOutOfDate",
+    "ResolutionConflict",
     "LocalIOError",
     "EXIT_CODES",
 ]
@@ -317,6 +319,12 @@ class VersionExists(ConflictError):
 
 class LockOutOfDate(ConflictError):
     code = "lock-out-of-date"
+
+
+class ResolutionConflict(ConflictError):
+    """No set of versions satisfies every requirement (one version per package)."""
+
+    code = "resolution-conflict"
 
 
 # --- local I/O (exit 8) -------------------------------------------------------------
