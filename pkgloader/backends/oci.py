@@ -388,6 +388,19 @@ def _file_chunks(path: Path, progress: Callable[[int], None] | None) -> Iterator
             yield chunk
 
 
+def _push_refused(ctx: OciContext, source: Source, message: str) -> AuthError:
+    creds = ctx.credentials(source)
+    if creds is None:
+        from .._credentials import env_host_key
+
+        key = env_host_key(source.oci_registry or source.registry)
+        return AuthError(message, details=["no credentials are configured for this registry"],
+                         hint=f'configure credentials to push: auth under [registry."{source.registry}".oci], docker login, '
+                              f"or PKGLOADER_REGISTRY_{key}_USERNAME/_PASSWORD")
+    return AuthError(message, details=[f"credentials from {creds.source}"],
+                     hint="check that these credentials may push to this repository")
+
+
 def _upload_blob_flow(ctx: OciContext, source: Source, digest: str, size: int, body: bytes | None, path: Path | None,
                       progress: Callable[[int], None] | None = None) -> Flow[None]:
     base = _base(source)
@@ -397,8 +410,8 @@ def _upload_blob_flow(ctx: OciContext, source: Source, digest: str, size: int, b
     resp = yield from _send(ctx, source, Request("POST", f"{base}/blobs/uploads/", {"Content-Length": "0"}, content=b""),
                             "pull,push")
     if resp.status in (401, 403):
-        raise AuthError(f"registry {source.registry} refused to accept an upload to {source.oci_repository} (HTTP {resp.status})",
-                        hint="check that the credentials may push to this repository")
+        raise _push_refused(ctx, source, f"registry {source.registry} refused to accept an upload to {source.oci_repository} "
+                                         f"(HTTP {resp.status})")
     if resp.status != 202 or not resp.header("location"):
         raise _unexpected(source, "the upload start", resp)
     location = urljoin(resp.url, resp.header("location") or "")
@@ -456,8 +469,7 @@ def publish_flow(ctx: OciContext, source: Source, path: Path, version: Version, 
     resp = yield from _send(ctx, source, Request("PUT", f"{base}/manifests/{tag}", {"Content-Type": OCI_MANIFEST}, content=body),
                             "pull,push")
     if resp.status in (401, 403):
-        raise AuthError(f"registry {source.registry} refused the manifest for {what} (HTTP {resp.status})",
-                        hint="check that the credentials may push to this repository")
+        raise _push_refused(ctx, source, f"registry {source.registry} refused the manifest for {what} (HTTP {resp.status})")
     if resp.status != 201:
         raise _unexpected(source, f"the manifest upload for {what}", resp)
     return PublishResult(str(source.package), str(version), f"{source.oci_registry}/{source.oci_repository}:{tag}",
