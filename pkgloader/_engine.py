@@ -130,16 +130,9 @@ class Engine:
         if self.offline:
             return self._cached_versions(ref, registry)
         source = yield from self._source(ref)
-        if source.backend == "oci":
-            from .backends import oci
+        from .backends import get_backend
 
-            infos = yield from oci.list_versions_flow(self.oci, source)
-        elif source.backend == "local":
-            from .backends import local
-
-            infos = local.list_versions(source)
-        else:
-            infos = yield from self._warg_versions(source)
+        infos = yield from get_backend(source.backend).versions_flow(self, source)
         self.cache.put_versions(registry, ref, [(str(i.version), i.yanked) for i in infos])
         return infos
 
@@ -159,11 +152,6 @@ class Engine:
                 hint="run once without --offline to fill the cache",
             )
         return sorted(found.values(), key=lambda i: i.version.sort_key)
-
-    def _warg_versions(self, source: Source) -> Flow[list[VersionInfo]]:
-        from .backends import warg_backend
-
-        return (yield from warg_backend.list_versions_flow(self, source))
 
     # --- resolve ------------------------------------------------------------------------
 
@@ -221,6 +209,8 @@ class Engine:
                 )
             return rel, None
         source = yield from self._source(ref)
+        from .backends import get_backend
+
         if source.backend == "warg":
             from .backends import warg_backend
 
@@ -228,19 +218,14 @@ class Engine:
             self.cache.put_release(rel)
             return rel, source
         if exact is not None:
-            version = exact  # no tag listing needed for an exact version
+            version = exact  # no version list needed for an exact version
         else:
             infos = yield from self.versions_flow(ref)
             version = self.select(ref, spec.requirement, infos, registry)
-        if source.backend == "oci":
-            from .backends import oci
-
-            rel = yield from oci.release_flow(self.oci, source, version)
-        else:
-            from .backends import local
-
-            rel = local.release(source, version)
+        rel = yield from get_backend(source.backend).release_flow(self, source, version)
         self.cache.put_release(rel)
+        if rel.yanked:
+            raise self._yanked(rel)
         return rel, source
 
     def _cached_ok(self, rel: Release) -> bool:
@@ -280,20 +265,9 @@ class Engine:
                 def sink(chunk: bytes, _w: Any = w, _t: Callable[[int], None] = tick) -> None:
                     _w.write(chunk)
                     _t(len(chunk))
-            if source.backend == "oci":
-                from .backends import oci
+            from .backends import get_backend
 
-                yield from oci.blob_flow(self.oci, source, rel, sink, w.reset)
-            elif source.backend == "local":
-                from .backends import local
-
-                with open(local.file_for(source, rel.version), "rb") as f:
-                    while chunk := f.read(1 << 20):
-                        sink(chunk)
-            else:
-                from .backends import warg_backend
-
-                yield from warg_backend.content_flow(self, source, rel, sink, w.reset)
+            yield from get_backend(source.backend).content_flow(self, source, rel, sink, w.reset)
             w.verify()
             if not is_wasm_preamble(w.head):
                 raise InvalidContent(
