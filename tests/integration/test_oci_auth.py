@@ -399,3 +399,57 @@ def test_refused_secrets_never_appear_in_errors(source: str, tls_registry, tls_p
     assert r.json()["error"]["code"] == "auth-failed"  # type: ignore[index]
     assert "Traceback" in r.err  # -v shows the traceback: it must not carry the secret either
     _assert_no_secret(wrong, r.out, r.err)
+
+
+# --------------------------------------------------------------------------- redirects
+
+
+class _BlobStore:
+    """A stand-in for the blob storage a registry redirects to: serves one body and records
+    the headers of every request."""
+
+    def __init__(self, body: bytes) -> None:
+        import http.server
+        import threading
+
+        self.body = body
+        self.seen: list[dict[str, str]] = []
+        store = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                store.seen.append({k.lower(): v for k, v in self.headers.items()})
+                self.send_response(200)
+                self.send_header("Content-Type", "application/octet-stream")
+                self.send_header("Content-Length", str(len(store.body)))
+                self.end_headers()
+                self.wfile.write(store.body)
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://localhost:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(timeout=5)
+
+
+def test_blob_redirect_to_another_host_drops_the_credentials(tls_registry, tls_published, fault_proxy, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    proxy = fault_proxy(tls_registry)  # plain HTTP in front of the TLS registry; forwards Authorization
+    store = _BlobStore(tls_published)
+    try:
+        proxy.respond(r"/blobs/", 307, headers={"Location": f"{store.url}/signed/blob?X-Amz-Signature=abc"})
+        with client(proxy, tmp_path, toml_auth(TLS_USER, TLS_PASSWORD)) as c:
+            res = c.fetch(REF, tmp_path / "pkg.wasm")
+    finally:
+        store.close()
+    assert res.path.read_bytes() == tls_published
+    assert len(store.seen) == 1 and "authorization" not in store.seen[0]
+    # the registry itself did get the credentials (the manifest request succeeded through the proxy)
+    assert [(r.path.rsplit("/", 2)[-2], r.status) for r in proxy.request_log()] == [
+        ("manifests", 401), ("manifests", 200), ("blobs", 307)]
