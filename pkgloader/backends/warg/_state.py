@@ -378,6 +378,7 @@ class _LogBuilder:
 
     __slots__ = (
         "label",
+        "context",
         "keys",
         "permissions",
         "initialized",
@@ -397,6 +398,8 @@ class _LogBuilder:
 
     def __init__(self, label: str, head: LogHead | None, keys: Mapping[str, str], permissions: Mapping[str, frozenset[str]]):
         self.label = label
+        #: appended to ``label`` in error messages, e.g. `` of example.com`` (set by ``Update``)
+        self.context = ""
         self.keys: dict[str, str] = dict(keys)
         self.permissions: dict[str, set[str]] = {k: set(v) for k, v in permissions.items()}
         self.initialized = head is not None
@@ -431,7 +434,7 @@ class _LogBuilder:
         if env.registry_index is not None:
             where += f" (registry index {env.registry_index})"
         return cls(
-            f"{self.label}: {where} {what}",
+            f"{self.label}{self.context}: {where} {what}",
             details=[f"record id {record_id}", *details],
             hint="the registry served a log that does not verify; nothing of it was used",
         )
@@ -551,7 +554,7 @@ class _LogBuilder:
     def _check_usable(self) -> None:
         self.flush()
         if self.head_id is None:
-            raise WargInvalidRecord(f"{self.label} has no records")
+            raise WargInvalidRecord(f"{self.label}{self.context} has no records")
 
     def _grant(self, entry: GrantEntry, signer: str, record_id: str, env: PublishedRecord) -> None:
         held = self.permissions.get(signer, _EMPTY)

@@ -209,6 +209,8 @@ class Update:
             name: PackageLogBuilder(name, previous.packages.get(name) if previous else None) for name in names
         }
         self._by_log_id: dict[str, PackageLogBuilder] = {b.log_id: b for b in self._packages.values()}
+        for builder in (self._operator, *self._packages.values()):
+            builder.context = self._where  # record errors name the registry too
         self._changed: set[str] = set()
         self._more = False
         self._broken: BaseException | None = None
@@ -388,6 +390,15 @@ class Update:
         old = self.previous.checkpoint.checkpoint.log_length
         new = self.checkpoint.checkpoint.log_length
         return {"from": old, "to": new} if old < new else None
+
+    def verify_consistency(self, consistency: Mapping[str, Any]) -> None:
+        """Verify the ``proof/consistency`` response before the logs are complete, e.g. to
+        tell a fork from a lost fetch token; :meth:`finish` still needs it. Raises
+        ``WargFork`` when the registry's log does not extend the previously verified one."""
+        self._check_alive()
+        if self.consistency_request() is None:
+            raise PkgLoaderError("there is no earlier checkpoint to check consistency with")
+        self._guarded(self._verify_consistency, consistency)
 
     def finish(self, inclusion: Mapping[str, Any] | None = None, consistency: Mapping[str, Any] | None = None) -> VerifiedState:
         """Verify checkpoint signature, consistency and inclusion; return the new state."""
