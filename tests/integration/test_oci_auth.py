@@ -198,9 +198,9 @@ def test_basic_auth_wrong_password_is_auth_failed(tls_registry, tls_published, t
 
 def test_basic_auth_without_credentials_says_how_to_configure_them(tls_registry, tls_published, tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
     cfg = write_config(tls_registry, tmp_path, ca_lines(tls_registry))
-    r = run_cli("fetch", REF, "-o", tmp_path / "pkg.wasm", "--config", cfg, "--cache-dir", tmp_path / "cache")
+    r = run_cli("fetch", "test:pkg@1", "-o", tmp_path / "pkg.wasm", "--config", cfg, "--cache-dir", tmp_path / "cache")
     assert r.err == "\n".join([
-        f"error[package-not-found]: release of test:pkg not found or not authorized at {tls_registry.host}/{REPO} (HTTP 401)",
+        f"error[package-not-found]: package test:pkg not found or not authorized at {tls_registry.host}/{REPO} (HTTP 401)",
         f"  registry {tls_registry.host} chosen by namespace_registries.test (flag {cfg}:3)",
         "  hint: check the package name; configure credentials if the repository is private",
     ]) + "\n"
@@ -249,7 +249,7 @@ def test_token_registry_push_with_config_credentials(token_registry, wit_package
     wasm = wit_package("test", "pkg", "3.0.0")
     ts.mark()
     with client(token_registry, tmp_path, toml_auth(TOKEN_USER, TOKEN_PASSWORD)) as c:
-        result = c.publish(wasm, "test:pkg@=3.0.0")
+        result = c.publish(wasm, "test:pkg@3.0.0")
     assert tokens(ts) == [(TOKEN_USER, True, (f"repository:{REPO}:pull,push",), 200)]
     manifest = oci_client(token_registry).get_manifest(REPO, "3.0.0")
     assert manifest.digest == result.manifest_digest
