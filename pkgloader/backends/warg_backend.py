@@ -317,6 +317,17 @@ class _Api:
             headers[REGISTRY_HEADER] = self.domain
         return Request(method, self.url(path), headers, content, max_body=MAX_API_BODY)
 
+    def call(self, method: str, path: str, body: Any = None) -> Flow[Response]:
+        req = self.request(method, path, body)
+        try:
+            return (yield req)
+        except BodyTooLarge:
+            raise RegistryError(
+                f"{self.label} sent more than {MAX_API_BODY >> 20} MiB in answer to {method} {path.split('/sha256:')[0]}",
+                details=[f"url: {redact_url(req.url)}"],
+                hint="the URL may not point at a warg registry API",
+            ) from None
+
     def json(self, resp: Response, what: str) -> Any:
         try:
             return resp.json()
@@ -386,7 +397,7 @@ def _parse_hint(value: str | None, namespace: str) -> str | None:
 
 
 def _checkpoint_flow(api: _Api) -> Flow[SignedCheckpoint]:
-    resp = yield api.request("GET", "v1/fetch/checkpoint")
+    resp = yield from api.call("GET", "v1/fetch/checkpoint")
     if resp.status != 200:
         raise api.error(resp, "the checkpoint request")
     cp = SignedCheckpoint.from_json(api.json(resp, "the checkpoint request"))
@@ -403,7 +414,7 @@ def _update_flow(api: _Api, checkpoint: SignedCheckpoint, packages: list[str],
     pages = 0
     while True:
         body = update.fetch_logs_request(limit=FETCH_LOGS_LIMIT)
-        resp = yield api.request("POST", "v1/fetch/logs", body)
+        resp = yield from api.call("POST", "v1/fetch/logs", body)
         pages += 1
         if resp.status == 404:
             err = _json_or_none(resp)
@@ -414,7 +425,7 @@ def _update_flow(api: _Api, checkpoint: SignedCheckpoint, packages: list[str],
                     details = [f"url: {redact_url(resp.url)}", f"checkpoint log length {checkpoint.checkpoint.log_length}"]
                     consistency = update.consistency_request()
                     if consistency is not None:
-                        proof = yield api.request("POST", "v1/proof/consistency", consistency)
+                        proof = yield from api.call("POST", "v1/proof/consistency", consistency)
                         if proof.status == 200:
                             update.verify_consistency(api.json(proof, "the consistency proof request"))
                             details.append(f"its log is consistent with length {consistency['from']} verified earlier")
@@ -445,7 +456,7 @@ def _update_flow(api: _Api, checkpoint: SignedCheckpoint, packages: list[str],
         if req_body is None:
             proofs.append(None)
             continue
-        resp = yield api.request("POST", path, req_body)
+        resp = yield from api.call("POST", path, req_body)
         if resp.status == 422:
             from .._errors import WargProofError
 
@@ -598,6 +609,12 @@ def _package_flow(engine: Engine, source: Source) -> Flow[tuple[PackageState, _A
         raise WargUnsupported(f"{home_api.label} says namespace {ns!r} lives in {domain}, which is itself")
     api = _Api(source, domain)
     state, missing = yield from _refresh_flow(ctx, api, [name])
+    further = state.operator.namespaces.get(ns)
+    if isinstance(further, str):
+        raise WargUnsupported(
+            f"{api.label} imports namespace {ns!r} from {further}; pkgloader follows one level of federation only",
+            hint=f"map namespace {ns!r} to a registry that hosts it directly",
+        )
     if name in missing:
         if missing[name] is not None:
             raise WargUnsupported(
@@ -606,12 +623,6 @@ def _package_flow(engine: Engine, source: Source) -> Flow[tuple[PackageState, _A
                 hint=f"map namespace {ns!r} to a registry that hosts it directly",
             )
         raise _not_found(api, source, state.log_length)
-    further = state.operator.namespaces.get(ns)
-    if isinstance(further, str):
-        raise WargUnsupported(
-            f"{api.label} imports namespace {ns!r} from {further}; pkgloader follows one level of federation only",
-            hint=f"map namespace {ns!r} to a registry that hosts it directly",
-        )
     ctx.domains[(source.registry, name)] = domain
     return state.packages[name], api
 
@@ -726,7 +737,7 @@ def content_flow(engine: Engine, source: Source, release: Release, sink: Callabl
     api = _content_api(engine, source, release)
     what = f"{release.package}@{release.version}"
     digest = str(release.digest)
-    resp = yield api.request("GET", f"v1/content/{digest}")
+    resp = yield from api.call("GET", f"v1/content/{digest}")
     if resp.status == 404:
         raise PackageNotFound(
             f"content of {what} ({release.digest.short}) is not available from {api.label}",

@@ -152,22 +152,29 @@ def test_client_versions_resolve_fetch_and_bytes(acme: WargServer, tmp_path: Pat
             client.fetch(f"{PKG}@=1.1.0", tmp_path / "y.wasm")
 
 
-def test_async_client(acme: WargServer, tmp_path: Path, warg_keys: dict[str, SigningKey]) -> None:
+def test_async_client(acme: WargServer, tmp_path: Path, warg_keys: dict[str, SigningKey],
+                      monkeypatch: pytest.MonkeyPatch) -> None:
     alice = warg_keys["alice"]
     acme.registry.create_package("acme:other", alice)
     acme.registry.release("acme:other", "3.0.0", wasm("other"), alice)
     acme.registry.publish_checkpoint()
+    merges = []
+    real_merge = warg_backend._merge
+    monkeypatch.setattr(warg_backend, "_merge", lambda *a: merges.append(1) or real_merge(*a))
 
-    async def main() -> list[Any]:
+    async def main() -> tuple[list[Any], list[Any]]:
         async with AsyncClient() as client:
-            infos = await client.versions(PKG)
-            assert [str(i.version) for i in infos if not i.yanked] == ["0.9.0", "1.0.0", "1.2.0-rc.1"]
             # two flows interleaved on one event loop, both updating the same registry's state
-            return await client.fetch_many([f"{PKG}@1", "acme:other"], tmp_path / "out")
+            results = await client.fetch_many([f"{PKG}@1", "acme:other"], tmp_path / "out")
+            return results, await client.versions(PKG)
 
-    results = asyncio.run(main())
-    assert [(str(r.release.version), r.path.read_bytes()) for r in results] == [  # type: ignore[union-attr]
+    results, infos = asyncio.run(main())
+    assert [(str(r.release.version), r.path.read_bytes()) for r in results] == [
         ("1.0.0", wasm("1.0.0")), ("3.0.0", wasm("other"))]
+    assert [str(i.version) for i in infos if not i.yanked] == ["0.9.0", "1.0.0", "1.2.0-rc.1"]
+    # both flows verified against the same (missing) stored state; the second store merged
+    assert merges == [1]
+    assert sorted(api_routes(acme)) == sorted(COLD * 2 + CONTENT * 2 + ["GET /v1/fetch/checkpoint"])
     stored = json.loads(state_file(tmp_path).read_text())
     assert sorted(stored["packages"]) == ["acme:other", PKG]
 
@@ -358,6 +365,8 @@ def test_concurrent_processes_do_not_lose_updates(two_packages: WargServer, tmp_
     outs = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
     assert outs[1][0] == "3.0.0\n"
+    # both verified from scratch; the second to store merged instead of overwriting
+    assert sorted(api_routes(two_packages)) == sorted(COLD * 2)
     stored = VerifiedState.from_json(json.loads(state_file(tmp_path).read_text()))
     assert sorted(stored.packages) == ["acme:other", PKG]
 
@@ -401,6 +410,8 @@ def test_concurrent_clients_at_different_checkpoints(two_packages: WargServer, t
     stored = VerifiedState.from_json(json.loads(state_file(tmp_path).read_text()))
     assert stored.log_length == reg.length  # never moved back to the older checkpoint
     assert sorted(stored.packages) == ["acme:other", PKG]
+    # the slow client redid its (now cheap) update from the newer state, at the newer checkpoint
+    assert api_routes(two_packages)[-3:] == COLD
 
 
 # --- tampering: every failure mode has its own code, exit 5, nothing written --------------------
@@ -662,6 +673,37 @@ def test_registry_error(acme: WargServer, run_cli: Any) -> None:
     )
 
 
+def test_registry_that_lost_a_verified_record(acme: WargServer, run_cli: Any, tmp_path: Path,
+                                              warg_keys: dict[str, SigningKey]) -> None:
+    assert run_cli("versions", PKG).code == 0
+    acme.registry.release(PKG, "2.0.0", wasm("2.0.0"), warg_keys["alice"])
+    acme.registry.publish_checkpoint()
+    token = acme.registry.records(PKG)[-2]["fetchToken"]
+    acme.registry.response_hook = lambda route, status, body: (
+        (404, {"status": 404, "type": "fetchToken", "id": token}) if route == "POST v1/fetch/logs" else (status, body))
+    mark = acme.mark()
+    r = run_cli("versions", PKG)
+    assert r.code == 6
+    assert r.err == (
+        f"error[registry-error]: warg registry {WARG_NAME} does not know the record {token} that was verified earlier\n"
+        f"  url: {acme.url}/v1/fetch/logs\n"
+        "  checkpoint log length 8\n"
+        "  its log is consistent with length 7 verified earlier\n"
+        "  hint: the registry may have been reset or replaced; if that is intended, delete the cached warg state "
+        "(pkgloader cache clean)\n")
+    assert api_routes(acme, mark) == ["GET /v1/fetch/checkpoint", "POST /v1/fetch/logs", "POST /v1/proof/consistency"]
+
+
+def test_oversized_api_response(acme: WargServer, run_cli: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(warg_backend, "MAX_API_BODY", 1 << 20)
+    acme.registry.response_hook = lambda route, status, body: (
+        (200, {"junk": "x" * (2 << 20)}) if route == "GET v1/fetch/checkpoint" else (status, body))
+    r = run_cli("versions", PKG)
+    assert r.code == 6
+    assert r.err.startswith(
+        f"error[registry-error]: warg registry {WARG_NAME} sent more than 1 MiB in answer to GET v1/fetch/checkpoint\n")
+
+
 def test_corrupted_state_file_is_rebuilt(acme: WargServer, run_cli: Any, tmp_path: Path) -> None:
     assert run_cli("versions", PKG).code == 0
     path = state_file(tmp_path)
@@ -777,26 +819,29 @@ def test_federation_unsupported_by_the_home_registry(warg_server_factory: Callab
     assert not (tmp_path / "o.wasm").exists()
 
 
-def test_nested_federation_is_unsupported(warg_server: WargServer, federated: FakeWargRegistry, run_cli: Any) -> None:
-    warg_server.add_hint("other:deep", "other.example")
-    federated.append_operator([ImportNamespaceEntry("deeper", "third.example")])
-    federated.publish_checkpoint()
-    r = run_cli("versions", "other:deep")
-    assert r.code == 3  # not in other.example either (no hint from it): plainly not found
-    assert r.err.startswith("error[package-not-found]: package other:deep does not exist in warg registry "
-                            f"other.example (via {WARG_NAME})\n")
-    # a federated registry that itself imports the namespace from elsewhere
+def test_nested_federation_is_unsupported(warg_server: WargServer, federated: FakeWargRegistry, run_cli: Any,
+                                         tmp_path: Path, warg_keys: dict[str, SigningKey]) -> None:
+    # the registry a hint points at imports the namespace from yet another registry
     fed2 = warg_server.add_federated("fed2.example", FakeWargRegistry(namespaces=(), imported={"other": "third.example"}))
-    fed2.create_package("other:x", warg_keys_alice := SigningKey.generate())
-    fed2.release("other:x", "1.0.0", wasm("x"), warg_keys_alice)
+    fed2.create_package("other:x", warg_keys["carol"])
+    fed2.release("other:x", "1.0.0", wasm("x"), warg_keys["carol"])
     fed2.publish_checkpoint()
     warg_server.add_hint("other:x", "fed2.example")
     r = run_cli("versions", "other:x")
-    assert r.code == 3  # the stored hint for `other` (other.example) is used first
-    Path(os.environ["PKGLOADER_CACHE_DIR"], "warg", f"{WARG_NAME}.namespaces.json").unlink()
-    r = run_cli("versions", "other:x")
     assert r.code == 5
-    assert r.err.startswith(
+    assert r.err == (
         f"error[warg-unsupported]: warg registry fed2.example (via {WARG_NAME}) imports namespace 'other' from "
-        "third.example; pkgloader follows one level of federation only\n")
+        "third.example; pkgloader follows one level of federation only\n"
+        "  hint: map namespace 'other' to a registry that hosts it directly\n")
+    # the hint was learned: other:* now goes to fed2.example directly, where other:pkg does not exist
+    r = run_cli("versions", "other:pkg")
+    assert r.code == 5 and r.err.startswith("error[warg-unsupported]: warg registry fed2.example")
 
+
+def test_package_missing_from_the_federated_registry(warg_server: WargServer, federated: FakeWargRegistry,
+                                                    run_cli: Any) -> None:
+    warg_server.add_hint("other:nope", "other.example")
+    r = run_cli("versions", "other:nope")
+    assert r.code == 3
+    assert r.err.startswith("error[package-not-found]: package other:nope does not exist in warg registry "
+                            f"other.example (via {WARG_NAME})\n")
