@@ -52,6 +52,7 @@ __all__ = [
     "measure",
     "sha256_file",
     "wasm_tools",
+    "wit_interfaces_for",
     "wit_source",
     "write_component",
 ]

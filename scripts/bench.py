@@ -467,6 +467,9 @@ class Bench:
                         s.extras.append({k: v for k, v in extra.items() if k != "in-process"})
         except BenchError as exc:
             res.error = str(exc)
+        except Exception as exc:  # noqa: BLE001 - a broken workload must not lose the others' results
+            render = getattr(exc, "render", None)
+            res.error = f"{type(exc).__name__}: {render() if callable(render) else exc}"
         finally:
             res.seconds = time.perf_counter() - t0
         if res.ok:
