@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, TypeVar
 
 from ._config import Config
-from ._engine import Engine, FetchResult, Progress, as_ref, as_spec
+from ._engine import Engine, FetchResult, Progress, as_ref, as_spec, parse_publish_target
 from ._ref import PackageRef, PackageSpec
 from ._release import Release, VersionInfo
+from ._semver import Version
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._http import Flow, Observer
@@ -139,12 +140,13 @@ class Client(_Base):
     def read_bytes(self, spec: SpecLike) -> bytes:
         return self.path(spec).read_bytes()
 
-    def publish(self, path: PathLike, package: SpecLike, *, annotations: dict[str, str] | None = None,
-                force: bool = False) -> PublishResult:
-        """Push a wasm file as the CNCF Wasm OCI artifact ``package`` (``ns:name@version``)."""
-        s = as_spec(package)
-        return self._run(self._registry(s),  # type: ignore[no-any-return]
-                         self.engine.publish_flow(Path(path), s, annotations=annotations or {}, force=force))
+    def publish(self, path: PathLike, package: str | tuple[PackageRef, Version], *,
+                annotations: dict[str, str] | None = None, force: bool = False) -> PublishResult:
+        """Push a wasm file as the CNCF Wasm OCI artifact ``package`` (``ns:name@1.2.3``)."""
+        ref, version = parse_publish_target(package)
+        return self._run(self._registry(ref),  # type: ignore[no-any-return]
+                         self.engine.publish_flow(Path(path), (ref, version), annotations=annotations or {},
+                                                  force=force))
 
 
 class AsyncClient(_Base):
@@ -217,9 +219,10 @@ class AsyncClient(_Base):
     async def read_bytes(self, spec: SpecLike) -> bytes:
         return (await self.path(spec)).read_bytes()
 
-    async def publish(self, path: PathLike, package: SpecLike, *, annotations: dict[str, str] | None = None,
-                      force: bool = False) -> PublishResult:
-        s = as_spec(package)
-        return await self._run(self._registry(s),  # type: ignore[no-any-return]
-                               self.engine.publish_flow(Path(path), s, annotations=annotations or {}, force=force))
+    async def publish(self, path: PathLike, package: str | tuple[PackageRef, Version], *,
+                      annotations: dict[str, str] | None = None, force: bool = False) -> PublishResult:
+        ref, version = parse_publish_target(package)
+        return await self._run(self._registry(ref),  # type: ignore[no-any-return]
+                               self.engine.publish_flow(Path(path), (ref, version), annotations=annotations or {},
+                                                        force=force))
 

@@ -21,6 +21,7 @@ from ._errors import (
     NoMatchingVersion,
     OfflineCacheMiss,
     OutputExists,
+    PackageNotFound,
     UsageError,
     VersionYanked,
 )
@@ -65,6 +66,24 @@ def as_ref(ref: PackageRef | PackageSpec | str) -> PackageRef:
     if isinstance(ref, PackageSpec):
         return ref.package
     return as_spec(ref).package
+
+
+def parse_publish_target(target: str | tuple[PackageRef, Version]) -> tuple[PackageRef, Version]:
+    """``ns:name@1.2.3`` (an optional leading ``=`` is accepted) -> (PackageRef, Version).
+    Build metadata is kept: it becomes the tag ``1.2.3_build``."""
+    if isinstance(target, tuple):
+        return target
+    text = str(target)
+    ref_text, sep, ver_text = text.partition("@")
+    package = PackageRef.parse(ref_text)
+    if not sep or not ver_text.strip():
+        raise UsageError(f"publish needs an exact version, got {text!r}", hint=f"write {package}@1.2.3")
+    try:
+        version = Version.parse(ver_text.strip().removeprefix("=").strip())
+    except ValueError:
+        raise UsageError(f"publish needs an exact version such as {package}@1.2.3, got {text!r}",
+                         hint="a requirement such as ^1.2 or 1.2 cannot be published") from None
+    return package, version
 
 
 def is_wasm_preamble(head: bytes) -> bool:
@@ -217,12 +236,22 @@ class Engine:
             rel = yield from warg_backend.resolve_flow(self, source, spec)
             self.cache.put_release(rel)
             return rel, source
+        backend = get_backend(source.backend)
         if exact is not None:
-            version = exact  # no version list needed for an exact version
+            # No version list needed for an exact version, unless the registry only has it
+            # with build metadata (tag 1.0.0_build.5 for =1.0.0).
+            try:
+                rel = yield from backend.release_flow(self, source, exact)
+            except PackageNotFound:
+                infos = yield from self.versions_flow(ref)
+                same = [i.version for i in infos if i.version == exact]
+                if not same:
+                    raise
+                rel = yield from backend.release_flow(self, source, max(same, key=lambda v: v.sort_key))
         else:
             infos = yield from self.versions_flow(ref)
             version = self.select(ref, spec.requirement, infos, registry)
-        rel = yield from get_backend(source.backend).release_flow(self, source, version)
+            rel = yield from backend.release_flow(self, source, version)
         self.cache.put_release(rel)
         if rel.yanked:
             raise self._yanked(rel)
@@ -333,13 +362,10 @@ class Engine:
 
     # --- publish ------------------------------------------------------------------------
 
-    def publish_flow(self, path: Path, spec: PackageSpec, *, annotations: dict[str, str], force: bool) -> Flow[Any]:
-        version = spec.exact_version
-        if version is None:
-            raise UsageError(
-                f"publish needs an exact version, got {str(spec)!r}",
-                hint=f"write --package {spec.package}@1.2.3",
-            )
+    def publish_flow(self, path: Path, target: str | tuple[PackageRef, Version], *, annotations: dict[str, str],
+                     force: bool) -> Flow[Any]:
+        package, version = parse_publish_target(target)
+        spec = PackageSpec(package, VersionReq.parse(f"={version}"))
         with open(path, "rb") as f:
             head = f.read(8)
         if not is_wasm_preamble(head):
@@ -348,7 +374,7 @@ class Engine:
                 details=[f"first bytes: {head.hex(' ') or '(empty)'}"],
                 hint="build it first, e.g. wasm-tools component wit DIR --wasm -o FILE",
             )
-        source = yield from self._source(spec.package)
+        source = yield from self._source(package)
         if source.backend != "oci":
             raise UsageError(f"publishing to a {source.backend} registry is not supported ({source.registry})",
                              hint="publish to an OCI registry")

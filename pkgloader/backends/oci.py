@@ -206,7 +206,7 @@ def manifest_flow(ctx: OciContext, source: Source, reference: str, *, what: str)
     if resp.status == 404:
         raise _version_missing(source, reference, what)
     if resp.status in (401, 403):
-        raise _not_found(source, "release of", resp)
+        raise _not_found(source, "package", resp)
     if resp.status != 200:
         raise _unexpected(source, f"the manifest request for {what}", resp)
     got = sha256_digest(resp.content)

@@ -160,21 +160,10 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def cmd_publish(args: argparse.Namespace) -> int:
     from .._errors import LocalIOError, UsageError
-    from .._ref import PackageSpec
-    from .._semver import VersionReq
 
-    spec = PackageSpec.parse(args.package)
-    if spec.requirement is not None and spec.exact_version is None:
-        # --package ns:name@1.2.3 means exactly that version here
-        try:
-            from .._semver import Version
+    from .._engine import parse_publish_target
 
-            v = Version.parse(args.package.split("@", 1)[1].strip())
-            spec = PackageSpec(spec.package, VersionReq.parse(f"={v}"))
-        except ValueError:
-            raise UsageError(f"--package {args.package!r} needs an exact version such as {spec.package}@1.2.3") from None
-    if spec.requirement is None:
-        raise UsageError(f"--package {args.package!r} has no version", hint=f"write {spec.package}@1.2.3")
+    target = parse_publish_target(args.package)
     annotations: dict[str, str] = {}
     for a in args.annotation:
         key, sep, value = a.partition("=")
@@ -186,7 +175,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
         raise LocalIOError(f"cannot read {args.file!r}: no such file")
     progress = None if (args.quiet or args.json) else progress_factory()
     with _client(args, progress=progress) as client:
-        result = client.publish(path, spec, annotations=annotations, force=args.force)
+        result = client.publish(path, target, annotations=annotations, force=args.force)
     if args.json:
         emit_json(result.to_json())
     else:
