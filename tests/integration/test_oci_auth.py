@@ -249,7 +249,7 @@ def test_token_registry_push_with_config_credentials(token_registry, wit_package
     wasm = wit_package("test", "pkg", "3.0.0")
     ts.mark()
     with client(token_registry, tmp_path, toml_auth(TOKEN_USER, TOKEN_PASSWORD)) as c:
-        result = c.publish(wasm, "test:pkg@3.0.0")
+        result = c.publish(wasm, "test:pkg@=3.0.0")
     assert tokens(ts) == [(TOKEN_USER, True, (f"repository:{REPO}:pull,push",), 200)]
     manifest = oci_client(token_registry).get_manifest(REPO, "3.0.0")
     assert manifest.digest == result.manifest_digest
