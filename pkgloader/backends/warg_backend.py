@@ -46,8 +46,9 @@ verified operator log (``import_namespace`` -> that domain, ``define_namespace``
 from a learned hint. A 404 ``log`` answer with ``Warg-Registry-Hint: <ns>=<domain>`` is
 remembered and the package is retried with ``Warg-Registry: <domain>`` on every API call, with
 its own verified state. Anything this client cannot follow (the home registry refusing
-``Warg-Registry`` with 501, a federated registry pointing further, a hint for another namespace
-while federated) is a :class:`~pkgloader.WargUnsupported` error, never a guess.
+``Warg-Registry`` with 501, a federated registry pointing further by hint or by its own operator
+log) is a :class:`~pkgloader.WargUnsupported` error, never a guess. A hint is ignored (with a
+warning) when the home operator log defines the namespace itself or it names another namespace.
 """
 
 from __future__ import annotations
@@ -57,10 +58,12 @@ import json
 import logging
 import os
 import re
+import sys
 import threading
 import time
 import weakref
 from contextlib import contextmanager
+from types import MappingProxyType
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
@@ -74,7 +77,11 @@ from .._errors import (
     PackageNotFound,
     PkgLoaderError,
     RegistryError,
+    WargFork,
     WargInvalidRecord,
+    WargProofError,
+    WargRewind,
+    WargRootMismatch,
     WargUnsupported,
     WargVerificationError,
 )
@@ -174,14 +181,14 @@ def _locked(root: Path, domain: str) -> Iterator[None]:
     lock_dir.mkdir(parents=True, exist_ok=True)
     fd = os.open(lock_dir / f"warg-{_safe(domain)}.lock", os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        try:
-            import fcntl
-
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        except ImportError:  # pragma: no cover - Windows: msvcrt locks a byte range
+        if sys.platform == "win32":  # pragma: no cover - msvcrt locks a byte range
             import msvcrt
 
             msvcrt.locking(fd, msvcrt.LK_LOCK, 1)
+        else:
+            import fcntl
+
+            fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
         os.close(fd)  # closing releases the lock
@@ -418,26 +425,11 @@ def _update_flow(api: _Api, checkpoint: SignedCheckpoint, packages: list[str],
         pages += 1
         if resp.status == 404:
             err = _json_or_none(resp)
-            name = update.package_log_ids().get(err.get("id")) if isinstance(err, dict) and err.get("type") == "log" else None
+            is_log = isinstance(err, dict) and err.get("type") == "log"
+            name = update.package_log_ids().get(str(err.get("id"))) if is_log else None
             if name is None:
                 if isinstance(err, dict) and err.get("type") == "fetchToken":
-                    # The registry no longer knows a record verified earlier: a fork, or lost tokens?
-                    details = [f"url: {redact_url(resp.url)}", f"checkpoint log length {checkpoint.checkpoint.log_length}"]
-                    consistency = update.consistency_request()
-                    if consistency is not None:
-                        proof = yield from api.call("POST", "v1/proof/consistency", consistency)
-                        if proof.status == 200:
-                            update.verify_consistency(api.json(proof, "the consistency proof request"))
-                            details.append(f"its log is consistent with length {consistency['from']} verified earlier")
-                        else:
-                            details.append(f"it cannot prove its log consistent with length {consistency['from']} "
-                                           f"verified earlier either (HTTP {proof.status})")
-                    raise RegistryError(
-                        f"{api.label} does not know the record {str(err.get('id'))[:80]} that was verified earlier",
-                        details=details,
-                        hint="the registry may have been reset or replaced; if that is intended, delete the cached "
-                             "warg state (pkgloader cache clean)",
-                    )
+                    raise (yield from _lost_token_flow(api, update, resp, str(err.get("id"))))
                 raise api.error(resp, "the fetch/logs request")
             missing[name] = _parse_hint(resp.header(HINT_HEADER), name.split(":", 1)[0])
             try:
@@ -458,8 +450,6 @@ def _update_flow(api: _Api, checkpoint: SignedCheckpoint, packages: list[str],
             continue
         resp = yield from api.call("POST", path, req_body)
         if resp.status == 422:
-            from .._errors import WargProofError
-
             raise WargProofError(
                 f"{api.label} cannot prove {'its log heads' if path.endswith('inclusion') else 'its log consistent'} "
                 f"at log length {checkpoint.checkpoint.log_length}",
@@ -472,6 +462,28 @@ def _update_flow(api: _Api, checkpoint: SignedCheckpoint, packages: list[str],
     state = update.finish(proofs[0], proofs[1])
     log.debug("%s: verified at log length %d (%d fetch/logs page(s))", api.label, state.log_length, pages)
     return state, missing
+
+
+def _lost_token_flow(api: _Api, update: Update, resp: Response, token: str) -> Flow[RegistryError]:
+    """The registry no longer knows a record verified earlier: a fork (``WargFork``, raised by
+    the consistency check) or lost tokens (the returned error)?"""
+    checkpoint = update.checkpoint.checkpoint
+    details = [f"url: {redact_url(resp.url)}", f"checkpoint log length {checkpoint.log_length}"]
+    consistency = update.consistency_request()
+    if consistency is not None:
+        proof = yield from api.call("POST", "v1/proof/consistency", consistency)
+        if proof.status == 200:
+            update.verify_consistency(api.json(proof, "the consistency proof request"))
+            details.append(f"its log is consistent with length {consistency['from']} verified earlier")
+        else:
+            details.append(f"it cannot prove its log consistent with length {consistency['from']} "
+                           f"verified earlier either (HTTP {proof.status})")
+    return RegistryError(
+        f"{api.label} does not know the record {token[:80]} that was verified earlier",
+        details=details,
+        hint="the registry may have been reset or replaced; if that is intended, delete the cached "
+             "warg state (pkgloader cache clean)",
+    )
 
 
 def _json_or_none(resp: Response) -> Any:
@@ -494,8 +506,6 @@ def _merge(theirs: VerifiedState, ours: VerifiedState, packages: list[str]) -> V
     """Both verified at the same checkpoint: their state plus our packages."""
     if theirs.checkpoint != ours.checkpoint:
         return None
-    from types import MappingProxyType
-
     merged = dict(theirs.packages)
     for name in packages:
         if name in ours.packages:
@@ -505,8 +515,6 @@ def _merge(theirs: VerifiedState, ours: VerifiedState, packages: list[str]) -> V
 
 def _with_state_path(exc: WargVerificationError, ctx: _Context, domain: str) -> WargVerificationError:
     """Rewind, fork and changed roots are judged against the stored state: say where it is."""
-    from .._errors import WargFork, WargRewind, WargRootMismatch
-
     if isinstance(exc, (WargRewind, WargFork, WargRootMismatch)):
         exc.details.append(f"earlier verified state: {state_path(ctx.root, domain)}")
     return exc

@@ -175,9 +175,9 @@ class WargServer:
             return 404, {}, {"status": 404, "message": "no metadata"}
         if path.startswith("/content/") and method == "GET":
             rel = path.lstrip("/")
-            for reg in [self.registry, *self.federated.values()]:
+            for holder in [self.registry, *self.federated.values()]:
                 with self._lock:
-                    status, out = reg.handle(method, rel)
+                    status, out = holder.handle(method, rel)
                 if status == 200:
                     return status, {}, out
             return 404, {}, {"status": 404, "message": "not found"}
@@ -188,14 +188,13 @@ class WargServer:
         if method == "POST" and path == "/v1/fetch/logs" and self.page_limit is not None and isinstance(body, dict):
             body = dict(body, limit=min(body.get("limit", 100), self.page_limit))
         domain = headers.get("warg-registry")
+        reg = self.registry if domain is None else None
         if domain is not None:
             if not self.federation:
                 return 501, {}, "Warg-Registry header is not supported"
             reg = self.federated.get(domain)
-            if reg is None:
-                return 404, {}, {"status": 404, "message": f"unknown registry {domain}"}
-        else:
-            reg = self.registry
+        if reg is None:
+            return 404, {}, {"status": 404, "message": f"unknown registry {domain}"}
         with self._lock:
             status, out = reg.handle(method, path, body)
         extra: dict[str, str] = {}
