@@ -59,7 +59,6 @@ class AuthSession:
         self._lock = threading.Lock()
         self._tokens: dict[tuple[str, str, str], tuple[str, float]] = {}
         self._challenges: dict[str, Challenge] = {}  # host -> challenge
-        self._anonymous_hosts: set[str] = set()  # hosts where configured creds were refused
         self.token_requests = 0
 
     def challenge_for(self, host: str) -> Challenge | None:

@@ -60,6 +60,25 @@ class _Formatter(logging.Formatter):
         return f"{level}: {record.getMessage()}"
 
 
+_LOGGERS = ("pkgloader", "httpx", "httpcore")
+
+
+def _save_logging() -> list[tuple[logging.Logger, list[logging.Handler], int, bool]]:
+    saved = []
+    for name in _LOGGERS:
+        lg = logging.getLogger(name)
+        saved.append((lg, list(lg.handlers), lg.level, lg.propagate))
+    return saved
+
+
+def _restore_logging(saved: list[tuple[logging.Logger, list[logging.Handler], int, bool]]) -> None:
+    """Undo _setup_logging, so an in-process caller (a build tool, a test) is left as it was."""
+    for lg, handlers, level, propagate in saved:
+        lg.handlers[:] = handlers
+        lg.setLevel(level)
+        lg.propagate = propagate
+
+
 def _setup_logging(verbose: int, quiet: bool) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_Formatter())
@@ -86,7 +105,15 @@ def run(argv: Sequence[str]) -> int:
     except SystemExit as exc:
         return int(exc.code or 0)
     verbose = getattr(args, "verbose", 0)
+    saved = _save_logging()
     _setup_logging(verbose, getattr(args, "quiet", False))
+    try:
+        return _dispatch(args, verbose)
+    finally:
+        _restore_logging(saved)
+
+
+def _dispatch(args: argparse.Namespace, verbose: int) -> int:
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)
