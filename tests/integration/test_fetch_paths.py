@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from pkgloader import AsyncClient, Client, Config
+from conftest import write_config
 from pkgloader._errors import OfflineCacheMiss
 
 
@@ -228,3 +229,27 @@ def test_cli_warm_fast_path_and_its_fallbacks(registry, registry_config, wit_pac
     assert (tmp_path / "e.wasm").read_bytes() == want
     assert [m for m, p in registry.requests()] == ["GET"]
     assert list(tmp_path.glob(".*.part")) == []
+
+
+def test_multi_package_fetch_reuses_connections(registry, registry_config, wit_package, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from support.tcpcount import CountingForwarder
+
+    registry_config(registry)
+    names = [f"m{i}" for i in range(8)]
+    with Client() as c:
+        for n in names:
+            c.publish(wit_package("test", n, "1.0.0"), f"test:{n}@1.0.0")
+    with CountingForwarder("127.0.0.1", registry.port) as fwd:
+        class Via:  # the same registry, reached through the counting forwarder
+            host, scheme = fwd.host, "http"
+        cfg = Config.load(config_files=[write_config(tmp_path, Via)], cache_dir=tmp_path / "fresh-cache")
+        from dataclasses import replace
+
+        from pkgloader._config import Origin, Setting
+
+        cfg.settings = replace(cfg.settings, max_concurrency=Setting(4, Origin("flag", "test")))
+        with Client(cfg) as c:
+            results = c.fetch_many([f"test:{n}" for n in names], tmp_path / "out")
+        assert len(results) == 8
+        # 8 packages x (tags + manifest + blob) = 24 requests over at most 4 pooled connections
+        assert 1 <= fwd.connections <= 4
