@@ -624,10 +624,14 @@ class _Search:
         return [VersionsRequest(p, self.registry(p)) for p in self.needed() if p not in self.versions]
 
     def prefetch_requests(self) -> list[Request]:
+        """Dependencies of the preferred candidate of every needed package; nothing when
+        some needed package has no candidate (the search is about to go back)."""
         out: list[Request] = []
         for p in self.needed():
             cands = self.candidates(p)
-            if cands and (p, cands[0].version) not in self.deps:
+            if not cands:
+                return []
+            if (p, cands[0].version) not in self.deps:
                 out.append(DependenciesRequest(p, cands[0].version, self.registry(p)))
         return out
 
