@@ -739,8 +739,8 @@ def _interpret(walker: _Walker) -> ComponentInfo:
             inner = walker.type_names.get(index, [])
             depth0 = [n for d, kind, n in inner if d == 0 and kind == "export"]
             # v1 names the package (without its version) in the top-level export name.
-            texts = [name.name] if ":" in name.name else [n.name for n in depth0]
-            for text in texts:
+            names = [name.name] if ":" in name.name else [n.name for n in depth0]
+            for text in names:
                 try:
                     iface = _interface_name(text, None)
                 except _Unsupported:

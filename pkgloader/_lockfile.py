@@ -74,7 +74,7 @@ class LockedVersion:
     version: Version
     digest: Digest
 
-    def _key(self) -> tuple:
+    def _key(self) -> tuple[Any, ...]:
         return (self.version.sort_key, str(self.requirement))
 
 
@@ -94,14 +94,14 @@ class LockedPackage:
                 return v
         return None
 
-    def _key(self) -> tuple:
+    def _key(self) -> tuple[Any, ...]:
         return (self.name, self.registry is not None, self.registry or "")
 
 
 def _merge(packages: Iterable[LockedPackage], origin: str | None) -> tuple[LockedPackage, ...]:
     """Sort, merge entries with the same (name, registry) and reject contradictions."""
-    merged: dict[tuple, dict[VersionReq, LockedVersion]] = {}
-    firsts: dict[tuple, LockedPackage] = {}
+    merged: dict[tuple[Any, ...], dict[VersionReq, LockedVersion]] = {}
+    firsts: dict[tuple[Any, ...], LockedPackage] = {}
     for pkg in packages:
         key = pkg._key()
         firsts.setdefault(key, pkg)

@@ -71,6 +71,7 @@ from typing import (
     Protocol,
     Sequence,
     Union,
+    cast,
     runtime_checkable,
 )
 
@@ -287,7 +288,7 @@ class VersionsRequest:
     package: PackageRef
     registry: str | None
 
-    def _key(self) -> tuple:
+    def _key(self) -> tuple[Any, ...]:
         return (0, self.package, self.registry or "", ())
 
 
@@ -302,7 +303,7 @@ class DependenciesRequest:
     registry: str | None
     path: str | None = None
 
-    def _key(self) -> tuple:
+    def _key(self) -> tuple[Any, ...]:
         return (1, self.package, self.registry or "", self.version.sort_key if self.version else ())
 
 
@@ -372,9 +373,6 @@ class _Frame:
     pinned: _Candidate | None = None
     conflict: set[PackageRef] = field(default_factory=set)
     reason: _Failure | None = None
-
-
-_MISSING = object()
 
 
 class Resolver:
@@ -475,7 +473,7 @@ class Resolver:
                     answers[request] = _ask(provider, request)
                 batch = flow.send(answers)
         except StopIteration as done:
-            return done.value
+            return cast(Resolution, done.value)
 
     async def resolve_async(self, provider: AsyncProvider) -> Resolution:
         """Resolve with an asynchronous provider; each batch is answered concurrently."""
@@ -486,7 +484,7 @@ class Resolver:
                 results = await asyncio.gather(*(_ask_async(provider, r) for r in batch))
                 batch = flow.send(dict(zip(batch, results)))
         except StopIteration as done:
-            return done.value
+            return cast(Resolution, done.value)
 
     def flow(self) -> Generator[list[Request], Mapping[Request, Any], Resolution]:
         """The resolution as a generator of request batches (see the module docs)."""
@@ -541,11 +539,9 @@ class _Search:
     # -- bookkeeping --------------------------------------------------------------------
 
     def registry(self, package: PackageRef) -> str | None:
-        found = self.registries.get(package, _MISSING)
-        if found is _MISSING:
-            found = self.r.registry(package)
-            self.registries[package] = found  # type: ignore[assignment]
-        return found  # type: ignore[return-value]
+        if package not in self.registries:
+            self.registries[package] = self.r.registry(package)
+        return self.registries[package]
 
     def add_constraint(self, package: PackageRef, constraint: _Constraint) -> None:
         self.constraints.setdefault(package, []).append(constraint)
@@ -638,8 +634,8 @@ class _Search:
     # -- the algorithm ------------------------------------------------------------------------
 
     def run(self) -> Generator[list[Request], Mapping[Request, Any], Resolution]:
-        for req in self.r.requirements:
-            self.add_constraint(req.package, _Constraint(req, None))
+        for root in self.r.requirements:
+            self.add_constraint(root.package, _Constraint(root, None))
         # local overrides: their dependencies first, then they are fixed for good
         local_requests: list[Request] = [
             DependenciesRequest(p, None, self.registry(p), path) for p, path in sorted(self.r._local.items())
@@ -647,9 +643,9 @@ class _Search:
         if local_requests:
             yield from self._request(local_requests)
         for package in sorted(self.r._local):
-            for dep, req in self.deps[(package, None)]:
+            for dep, dep_req in self.deps[(package, None)]:
                 who = f"{package} ({self.r._local[package]})"
-                self.add_constraint(dep, _Constraint(Requirement(dep, req, who), None))
+                self.add_constraint(dep, _Constraint(Requirement(dep, dep_req, who), None))
 
         while True:
             # Descend: make sure the frontier is known, then pick the next package.
@@ -819,8 +815,7 @@ class _Search:
             code="resolution-too-complex",
         )
         if failure is not None:
-            err.package = failure.package  # type: ignore[attr-defined]
-            err.requirements = failure.constraints  # type: ignore[attr-defined]
+            _annotate(err, failure.package, failure.constraints)
         raise err
 
     def raise_for(self, failure: _Failure) -> None:
@@ -861,6 +856,7 @@ def _error_for(failure: _Failure, not_found: PackageNotFound | None) -> PkgLoade
             yanked_match = [v for v in yanked if req.requirement.matches(v)]
             if yanked_match:
                 details.append(f"yanked: {_versions_text(yanked_match)}")
+            hint: str | None
             if usable:
                 hint = f"use a requirement that an available version satisfies, e.g. {package}@{_latest(usable)}"
             else:
@@ -879,9 +875,15 @@ def _error_for(failure: _Failure, not_found: PackageNotFound | None) -> PkgLoade
                 details=_dedupe(details),
                 hint="relax one of these requirements so that a single version satisfies all of them",
             )
-    err.package = package  # type: ignore[attr-defined]
-    err.requirements = constraints  # type: ignore[attr-defined]
+    _annotate(err, package, constraints)
     return err
+
+
+def _annotate(err: PkgLoaderError, package: PackageRef, requirements: tuple[Requirement, ...]) -> None:
+    """The structured facts of a resolution error, for callers: ``err.package`` and
+    ``err.requirements``."""
+    setattr(err, "package", package)
+    setattr(err, "requirements", requirements)
 
 
 def _latest(versions: Sequence[Version]) -> Version:

@@ -31,11 +31,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import TYPE_CHECKING, Iterable, Iterator
 
 from ._errors import InputError, InvalidPackageRef, InvalidVersion, LocalIOError
 from ._ref import PackageRef
 from ._semver import Version, VersionReq
+
+if TYPE_CHECKING:
+    from ._resolver import Requirement
 
 __all__ = ["WitLocation", "WitDependency", "WitScan", "scan_wit_dir", "scan_wit_text", "requirement_for"]
 
