@@ -231,6 +231,7 @@ class Engine:
         from .backends import get_backend
 
         if source.backend == "warg":
+            # warg selects from the log it has just verified: one checkpoint per operation
             from .backends import warg_backend
 
             rel = yield from warg_backend.resolve_flow(self, source, spec)
@@ -258,6 +259,8 @@ class Engine:
         return rel, source
 
     def _cached_ok(self, rel: Release) -> bool:
+        if rel.backend == "warg":
+            return False  # a warg release can be yanked later: always ask the (verified) log
         if not self.strict or rel.backend != "oci":
             return True
         from .backends.oci import OCI_MANIFEST, WASM_CONFIG_TYPE
@@ -341,8 +344,8 @@ class Engine:
     def _remember(self, spec: PackageSpec, rel: Release) -> None:
         """Record the warm-fetch memo (see ``_warm``) for an exact-version fetch."""
         inputs = self.config.load_inputs
-        if inputs is None or self.offline:
-            return
+        if inputs is None or self.offline or rel.backend == "warg":
+            return  # warg: a later yank must be seen, so no memo
         from . import _warm
 
         fp = _warm.fingerprint(inputs[0], list(inputs[1]), inputs[2], self._strict_flag)
