@@ -845,3 +845,15 @@ def test_package_missing_from_the_federated_registry(warg_server: WargServer, fe
     assert r.code == 3
     assert r.err.startswith("error[package-not-found]: package other:nope does not exist in warg registry "
                             f"other.example (via {WARG_NAME})\n")
+
+
+def test_yank_after_caching_is_seen(acme: WargServer, run_cli: Any, tmp_path: Path,
+                                    warg_keys: dict[str, SigningKey]) -> None:
+    """A release cached before it was yanked is not served afterwards (no warm memo for warg)."""
+    assert run_cli("fetch", f"{PKG}@=1.0.0", "-o", tmp_path / "a.wasm", "-q").code == 0
+    assert run_cli("fetch", f"{PKG}@=1.0.0", "-o", tmp_path / "b.wasm", "-q").code == 0
+    acme.registry.yank(PKG, "1.0.0", warg_keys["alice"])
+    acme.registry.publish_checkpoint()
+    r = run_cli("fetch", f"{PKG}@=1.0.0", "-o", tmp_path / "c.wasm")
+    assert r.code == 3 and r.err.startswith(f"error[version-yanked]: {PKG}@1.0.0 has been yanked")
+    assert not (tmp_path / "c.wasm").exists()
