@@ -42,10 +42,10 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
 from ._digest import Digest
-from ._errors import ConfigError, InputError, LocalIOError, PkgLoaderError
+from ._errors import ConfigError, InputError, LocalIOError, LockedDigestMismatch, LockOutOfDate, PkgLoaderError
 from ._fsutil import atomic_write_bytes
 from ._ref import PackageRef
-from ._resolver import Locked, Resolution
+from ._resolver import Locked, Resolution, Resolved
 from ._semver import Version, VersionReq
 
 __all__ = [
@@ -55,6 +55,7 @@ __all__ = [
     "LockedVersion",
     "LockedPackage",
     "LockFile",
+    "verify_locked_digest",
 ]
 
 LOCK_FILE_NAME = "wkg.lock"
@@ -269,6 +270,50 @@ class LockFile:
             packages.append(LockedPackage(resolved.package, resolved.registry, versions))
         return cls(packages, path=path)
 
+    # -- comparing ---------------------------------------------------------------------
+
+    def changes(self, new: LockFile) -> list[str]:
+        """What writing ``new`` over this lock would change, one line per package:
+        ``+ wasi:io 0.2.3 (wasi.dev)``, ``- wasi:cli 0.2.0``, ``~ wasi:http 0.2.0 -> 0.2.3``
+        (``~ ... digest`` when only a digest changes); empty when nothing changes."""
+        old_map = {p._key(): p for p in self.packages}
+        new_map = {p._key(): p for p in new.packages}
+        lines = []
+        for key in sorted(old_map.keys() | new_map.keys()):
+            before, after = old_map.get(key), new_map.get(key)
+            some = after if after is not None else before
+            assert some is not None
+            where = f" ({some.registry})" if some.registry else ""
+            if before is None:
+                lines.append(f"+ {some.name} {_versions(after)}{where}")
+            elif after is None:
+                lines.append(f"- {some.name} {_versions(before)}{where}")
+            elif before.versions != after.versions:
+                old_v, new_v = _versions(before), _versions(after)
+                if old_v != new_v:
+                    lines.append(f"~ {some.name} {old_v} -> {new_v}{where}")
+                elif {(v.requirement, v.version) for v in before.versions} != {
+                    (v.requirement, v.version) for v in after.versions
+                }:
+                    lines.append(f"~ {some.name} {new_v}{where}: requirements changed")
+                else:
+                    lines.append(f"~ {some.name} {new_v}{where}: digest changed")
+        return lines
+
+    def ensure_unchanged(self, new: LockFile) -> None:
+        """For ``--locked``: raise ``LockOutOfDate`` listing the changes when ``new``
+        differs from this lock."""
+        lines = self.changes(new)
+        if not lines:
+            return
+        where = os.fspath(self.path) if self.path is not None else LOCK_FILE_NAME
+        count = len(lines)
+        raise LockOutOfDate(
+            f"{where} is out of date: {count} package{'s' if count != 1 else ''} would change",
+            details=lines,
+            hint=f"run the command without --locked to update {where}",
+        )
+
     # -- value behaviour --------------------------------------------------------------
 
     def __iter__(self) -> Iterator[LockedPackage]:
@@ -290,6 +335,27 @@ class LockFile:
     def __repr__(self) -> str:
         where = f" {os.fspath(self.path)!r}" if self.path is not None else ""
         return f"<LockFile{where} {len(self.packages)} packages>"
+
+
+def _versions(pkg: LockedPackage | None) -> str:
+    if pkg is None or not pkg.versions:
+        return "(no versions)"
+    return ", ".join(dict.fromkeys(str(v.version) for v in pkg.versions))
+
+
+def verify_locked_digest(resolved: Resolved, digest: Digest, *, origin: str | None = None) -> None:
+    """Raise ``LockedDigestMismatch`` when ``resolved`` came from the lock and the content
+    the registry serves for it (``digest``, as computed or announced) is not what the lock
+    recorded (wkg treats this as a hard error too). ``origin`` names where the content came
+    from (a redacted URL or registry) in the details."""
+    if not resolved.locked or resolved.digest is None or resolved.digest == digest:
+        return
+    source = origin or resolved.registry or "the registry"
+    raise LockedDigestMismatch(
+        f"{resolved} from {source} does not match the lock file",
+        details=[f"locked   {resolved.digest}", f"registry {digest}"],
+        hint=f"if the release was republished on purpose, update the lock: pkgloader update {resolved.package}",
+    )
 
 
 # --- reading helpers ------------------------------------------------------------------

@@ -413,6 +413,8 @@ class Resolver:
             self._unlocked = frozenset()
         else:
             self._unlock_all = False
+            if isinstance(unlock, (str, PackageRef)):
+                unlock = [unlock]
             self._unlocked = frozenset(_as_ref(p) for p in unlock)
         self._locked: dict[PackageRef, list[Locked]] = {}
         for entry in locked:

@@ -11,10 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pkgloader._digest import Digest
-from pkgloader._errors import ConfigError, LocalIOError
-from pkgloader._lockfile import LockedPackage, LockedVersion, LockFile
+from pkgloader._errors import ConfigError, LocalIOError, LockedDigestMismatch, LockOutOfDate
+from pkgloader._lockfile import LockedPackage, LockedVersion, LockFile, verify_locked_digest
 from pkgloader._ref import PackageRef
-from pkgloader._resolver import Locked, Requirement, Resolver
+from pkgloader._resolver import Locked, Requirement, Resolved, Resolver
 from pkgloader._semver import Version, VersionReq
 from resolver_data import DATA, DataProvider
 
@@ -428,3 +428,61 @@ def test_order_of_entries_does_not_matter(packages: list[LockedPackage], rnd) ->
     rnd.shuffle(shuffled)
     shuffled = [LockedPackage(p.name, p.registry, tuple(reversed(p.versions))) for p in shuffled]
     assert LockFile(shuffled).dumps() == lock.dumps()
+
+
+# --- --locked and digest checks -------------------------------------------------------------
+
+
+def test_changes_and_ensure_unchanged() -> None:
+    old = LockFile(
+        [
+            _pkg("wasi:cli", "wasi.dev", ("=0.2.0", "0.2.0", D1)),
+            _pkg("wasi:http", "wasi.dev", ("=0.2.0", "0.2.0", D1)),
+            _pkg("wasi:io", "wasi.dev", ("^0.2", "0.2.0", D1)),
+            _pkg("wasi:clocks", None, ("^0.2", "0.2.0", D1)),
+        ],
+        path="wkg.lock",
+    )
+    new = LockFile(
+        [
+            _pkg("wasi:http", "wasi.dev", ("=0.2.0", "0.2.3", D2)),
+            _pkg("wasi:io", "wasi.dev", ("^0.2", "0.2.0", D2)),
+            _pkg("wasi:clocks", None, ("^0.2.0", "0.2.0", D1), ("=0.2.0", "0.2.0", D1)),
+            _pkg("wasi:random", "wasi.dev", ("*", "0.2.1", D1)),
+        ]
+    )
+    assert old.changes(old) == [] and old.ensure_unchanged(LockFile.loads(old.dumps())) is None
+    assert old.changes(new) == [
+        "- wasi:cli 0.2.0 (wasi.dev)",
+        "~ wasi:clocks 0.2.0: requirements changed",
+        "~ wasi:http 0.2.0 -> 0.2.3 (wasi.dev)",
+        "~ wasi:io 0.2.0 (wasi.dev): digest changed",
+        "+ wasi:random 0.2.1 (wasi.dev)",
+    ]
+    with pytest.raises(LockOutOfDate) as info:
+        old.ensure_unchanged(new)
+    assert info.value.render() == (
+        "error[lock-out-of-date]: wkg.lock is out of date: 5 packages would change\n"
+        "  - wasi:cli 0.2.0 (wasi.dev)\n"
+        "  ~ wasi:clocks 0.2.0: requirements changed\n"
+        "  ~ wasi:http 0.2.0 -> 0.2.3 (wasi.dev)\n"
+        "  ~ wasi:io 0.2.0 (wasi.dev): digest changed\n"
+        "  + wasi:random 0.2.1 (wasi.dev)\n"
+        "  hint: run the command without --locked to update wkg.lock"
+    )
+    assert info.value.exit_code == 7
+
+
+def test_verify_locked_digest() -> None:
+    locked = Resolved(PackageRef.parse("wasi:http"), Version.parse("0.2.3"), "wasi.dev", (), locked=True, digest=D1)
+    verify_locked_digest(locked, D1)
+    verify_locked_digest(Resolved(PackageRef.parse("wasi:http"), Version.parse("0.2.3"), "wasi.dev", ()), D2)  # not locked
+    with pytest.raises(LockedDigestMismatch) as info:
+        verify_locked_digest(locked, D2)
+    assert info.value.render() == (
+        "error[locked-digest-mismatch]: wasi:http@0.2.3 from wasi.dev does not match the lock file\n"
+        f"  locked   {D1}\n"
+        f"  registry {D2}\n"
+        "  hint: if the release was republished on purpose, update the lock: pkgloader update wasi:http"
+    )
+    assert info.value.exit_code == 5
