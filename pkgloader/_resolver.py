@@ -48,7 +48,7 @@ Errors (all ``PkgLoaderError``): ``PackageNotFound`` (a needed package does not 
 ``NoMatchingVersion`` (no version satisfies one requirement on its own),
 ``ResolutionConflict`` (requirements that cannot all hold; the message lists each one and
 who asked, e.g. ``conflicting requirements for wasi:io: ^0.2 (required by
-wasi:http@0.2.3), =0.3.0 (required by my-app wit/world.wit:3)``), and ``InputError`` for
+wasi:http@0.2.3), =0.3.0 (required by my-app wit/world.wit:3)``), and ``UsageError`` for
 contradictory root requirements (two registries or two paths for one package). The
 error reported is the one that made the preferred search path fail, once the whole
 search has failed. ``ResolutionConflict``, ``NoMatchingVersion`` and ``PackageNotFound``
@@ -76,7 +76,7 @@ from typing import (
 )
 
 from ._digest import Digest
-from ._errors import InputError, NoMatchingVersion, PackageNotFound, PkgLoaderError, ResolutionConflict
+from ._errors import InputError, NoMatchingVersion, PackageNotFound, PkgLoaderError, ResolutionConflict, UsageError
 from ._ref import PackageRef
 from ._release import VersionInfo
 from ._semver import Version, VersionReq
@@ -434,21 +434,19 @@ class Resolver:
             if r.registry is not None:
                 prev = registry_by.setdefault(r.package, r)
                 if prev.registry != r.registry:
-                    raise InputError(
+                    raise UsageError(
                         f"{r.package} is required from two registries: {prev.registry} "
                         f"(by {prev.requested_by or 'the command line'}) and {r.registry} "
                         f"(by {r.requested_by or 'the command line'})",
                         hint="name one registry for the package",
-                        code="usage",
                     )
                 self._root_registry[r.package] = r.registry
             if r.path is not None:
                 prev = path_by.setdefault(r.package, r)
                 if prev.path != r.path:
-                    raise InputError(
+                    raise UsageError(
                         f"{r.package} is overridden by two paths: {prev.path} and {r.path}",
                         hint="keep one local override per package",
-                        code="usage",
                     )
                 self._local[r.package] = r.path
 
