@@ -69,7 +69,7 @@ def test_quick_tiny_run_completes_every_workload_with_numbers(tmp_path: Path) ->
     assert "pkgloader library (in-process)" in {s["name"] for s in by_name["multi-cold"]["series"]}
     # the paging proxy really paged: the peer (oras-py follows Link) saw every tag over ceil(250/100) pages
     oras_tags = next(s for s in by_name["tags-paged"]["series"] if s["name"] == "oras-py (process)")
-    assert oras_tags["extras"] == [{"import": oras_tags["extras"][0]["import"], "versions": 250, "pages": 3}]
+    assert [(e["versions"], e["pages"]) for e in oras_tags["extras"]] == [(250, 3)]
     # the targets are evaluated (whatever the outcome)
     assert any(p["max_ratio"] is not None for p in by_name["cold-small"]["pairs"])
     assert [c["name"] for c in by_name["warm-small"]["checks"]] == ["HTTP requests, warm fetch"]
