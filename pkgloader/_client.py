@@ -14,8 +14,11 @@ from typing import TYPE_CHECKING, Any, Iterable, TypeVar
 from ._config import Config
 from ._engine import Engine, FetchResult, Progress, as_ref, as_spec, parse_publish_target
 from ._ref import PackageRef, PackageSpec
+from ._errors import PackageNotFound
+from ._project import Project, ProjectResult, Provider, finish, missing_digests, place_local, prune, resolver_for, sync_targets
 from ._release import Release, VersionInfo
-from ._semver import Version
+from ._resolver import VersionsRequest
+from ._semver import Version, VersionReq
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._http import Flow, Observer
@@ -140,6 +143,87 @@ class Client(_Base):
     def read_bytes(self, spec: SpecLike) -> bytes:
         return self.path(spec).read_bytes()
 
+    # --- projects -------------------------------------------------------------------------
+
+    def lock(self, project: Project | None = None, *, locked: bool = False) -> ProjectResult:
+        """Resolve the project's dependencies (preferring the current lock) and write the lock."""
+        return self._resolve_project(project or self.project(), unlock=(), locked=locked)
+
+    def update(self, refs: Iterable[SpecLike] = (), *, project: Project | None = None,
+               locked: bool = False) -> ProjectResult:
+        """Re-resolve ``refs`` (all packages when empty) within the requirements."""
+        unlock: Any = [as_ref(r) for r in refs] or True
+        return self._resolve_project(project or self.project(), unlock=unlock, locked=locked)
+
+    def sync(self, project: Project | None = None, *, locked: bool = False) -> ProjectResult:
+        """Lock (unless ``locked`` forbids a change), then write every locked package into
+        ``wit/deps/`` as ``ns-name-X.Y.Z.wasm``, fetching in parallel."""
+        proj = project or self.project()
+        result = self._resolve_project(proj, unlock=(), locked=locked)
+        targets = sync_targets(proj, result.resolution)
+        specs = [(r, dest) for r, dest in targets if r.version is not None]
+
+        def one(item: Any) -> Path:
+            r, dest = item
+            spec = PackageSpec(r.package, VersionReq.parse(f"={r.version}"))
+            rel, _ = self._run(self._registry(spec), self.engine.content_flow(spec))
+            self.engine.cache.copy_blob(rel.digest, dest, overwrite=True)
+            return dest
+
+        result.synced = self._parallel(one, specs)
+        for r, dest in targets:
+            if r.version is None:
+                place_local(Path(r.path), dest)
+                result.synced.append(dest)
+        result.removed = prune(proj, {d for _, d in targets})
+        return result
+
+    def project(self, *, lock: PathLike | None = None, wit_dir: PathLike | None = None) -> Project:
+        return Project.discover(self.config, lock=lock, wit_dir=wit_dir)
+
+    def _parallel(self, func: Any, items: list[Any]) -> list[Any]:
+        if len(items) <= 1:
+            return [func(i) for i in items]
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(self.config.settings.max_concurrency.value, len(items))) as pool:
+            futures = [pool.submit(func, i) for i in items]
+            errors = [f.exception() for f in futures]
+        for e in errors:
+            if e is not None:
+                raise e
+        return [f.result() for f in futures]
+
+    def _answer(self, provider: Provider, request: Any) -> Any:
+        registry, make = provider.flow_for(request)
+        try:
+            if registry is None:
+                from ._http import run_sync
+
+                return run_sync(make(), lambda: None)  # type: ignore[arg-type,return-value]
+            return self._run(registry, make())
+        except PackageNotFound as exc:
+            if isinstance(request, VersionsRequest):
+                return exc
+            raise
+
+    def _resolve_project(self, project: Project, *, unlock: Any, locked: bool) -> ProjectResult:
+        resolver, old = resolver_for(self.engine, project, unlock=unlock)
+        provider = Provider(self.engine, project)
+        flow = resolver.flow()
+        try:
+            batch = next(flow)
+            while True:
+                answers = self._parallel(lambda req: self._answer(provider, req), list(batch))
+                batch = flow.send(dict(zip(batch, answers)))
+        except StopIteration as stop:
+            resolution = stop.value
+        for spec in missing_digests(provider, resolution):
+            rel, _ = self._run(self._registry(spec), self.engine.resolve_flow(spec))
+            assert spec.exact_version is not None
+            provider.digests[(spec.package, spec.exact_version)] = rel.digest
+        return finish(provider, project, resolution, old, locked=locked)
+
     def publish(self, path: PathLike, package: str | tuple[PackageRef, Version], *,
                 annotations: dict[str, str] | None = None, force: bool = False) -> PublishResult:
         """Push a wasm file as the CNCF Wasm OCI artifact ``package`` (``ns:name@1.2.3``)."""
@@ -218,6 +302,80 @@ class AsyncClient(_Base):
 
     async def read_bytes(self, spec: SpecLike) -> bytes:
         return (await self.path(spec)).read_bytes()
+
+    # --- projects (same shared pieces as Client; batches answered with asyncio.gather) ---
+
+    def project(self, *, lock: PathLike | None = None, wit_dir: PathLike | None = None) -> Project:
+        return Project.discover(self.config, lock=lock, wit_dir=wit_dir)
+
+    async def lock(self, project: Project | None = None, *, locked: bool = False) -> ProjectResult:
+        return await self._resolve_project(project or self.project(), unlock=(), locked=locked)
+
+    async def update(self, refs: Iterable[SpecLike] = (), *, project: Project | None = None,
+                     locked: bool = False) -> ProjectResult:
+        unlock: Any = [as_ref(r) for r in refs] or True
+        return await self._resolve_project(project or self.project(), unlock=unlock, locked=locked)
+
+    async def sync(self, project: Project | None = None, *, locked: bool = False) -> ProjectResult:
+        import asyncio
+
+        proj = project or self.project()
+        result = await self._resolve_project(proj, unlock=(), locked=locked)
+        targets = sync_targets(proj, result.resolution)
+        sem = asyncio.Semaphore(self.config.settings.max_concurrency.value)
+
+        async def one(r: Any, dest: Path) -> Path:
+            async with sem:
+                spec = PackageSpec(r.package, VersionReq.parse(f"={r.version}"))
+                rel, _ = await self._run(self._registry(spec), self.engine.content_flow(spec))
+                self.engine.cache.copy_blob(rel.digest, dest, overwrite=True)
+                return dest
+
+        result.synced = list(await asyncio.gather(*(one(r, d) for r, d in targets if r.version is not None)))
+        for r, dest in targets:
+            if r.version is None:
+                place_local(Path(r.path), dest)
+                result.synced.append(dest)
+        result.removed = prune(proj, {d for _, d in targets})
+        return result
+
+    async def _answer(self, provider: Provider, request: Any) -> Any:
+        registry, make = provider.flow_for(request)
+        try:
+            if registry is None:
+                from ._http import run_sync
+
+                return run_sync(make(), lambda: None)  # type: ignore[arg-type,return-value]
+            return await self._run(registry, make())
+        except PackageNotFound as exc:
+            if isinstance(request, VersionsRequest):
+                return exc
+            raise
+
+    async def _resolve_project(self, project: Project, *, unlock: Any, locked: bool) -> ProjectResult:
+        import asyncio
+
+        resolver, old = resolver_for(self.engine, project, unlock=unlock)
+        provider = Provider(self.engine, project)
+        flow = resolver.flow()
+        sem = asyncio.Semaphore(self.config.settings.max_concurrency.value)
+
+        async def ask(req: Any) -> Any:
+            async with sem:
+                return await self._answer(provider, req)
+
+        try:
+            batch = next(flow)
+            while True:
+                answers = await asyncio.gather(*(ask(r) for r in batch))
+                batch = flow.send(dict(zip(batch, answers)))
+        except StopIteration as stop:
+            resolution = stop.value
+        for spec in missing_digests(provider, resolution):
+            rel, _ = await self._run(self._registry(spec), self.engine.resolve_flow(spec))
+            assert spec.exact_version is not None
+            provider.digests[(spec.package, spec.exact_version)] = rel.digest
+        return finish(provider, project, resolution, old, locked=locked)
 
     async def publish(self, path: PathLike, package: str | tuple[PackageRef, Version], *,
                       annotations: dict[str, str] | None = None, force: bool = False) -> PublishResult:

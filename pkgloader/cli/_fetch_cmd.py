@@ -16,7 +16,8 @@ def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> Non
         "fetch", help="download verified packages",
         description="Resolve each REF, download (or reuse from the verified cache) and write it atomically. "
         "Default output: ./<namespace>_<name>@<version>.wasm.")
-    f.add_argument("refs", nargs="+", metavar="REF", help="package reference, e.g. wasi:http@0.2 (requirement: Cargo rules)")
+    f.add_argument("refs", nargs="*", metavar="REF",
+                   help="package reference, e.g. wasi:http@0.2 (requirement: Cargo rules); none in a project = sync")
     f.add_argument("-o", "--output", metavar="PATH|DIR/",
                    help="output file (one REF) or directory (ends with / or exists)")
     f.add_argument("--overwrite", action="store_true", help="replace existing output files")
@@ -74,6 +75,9 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     from .._errors import UsageError
     from .._ref import PackageSpec
 
+    if not args.refs:
+        return _fetch_project(args)
+
     specs = [PackageSpec.parse(r) for r in args.refs]
     output = args.output
     if output and len(specs) > 1 and not (output.endswith(("/", "\\")) or Path(output).is_dir()):
@@ -94,6 +98,26 @@ def cmd_fetch(args: argparse.Namespace) -> int:
             _say(args, f"{how} {r.release.package}@{r.release.version} ({r.release.digest.short}, "
                        f"{_size(r.release.size)}) from {r.release.registry}")
     return 0
+
+
+def _fetch_project(args: argparse.Namespace) -> int:
+    """``pkgloader fetch`` with no REF inside a project is ``pkgloader sync``."""
+    from pathlib import Path
+
+    from .._errors import UsageError
+    from . import _project_cmd
+
+    cfg = load_config(args)
+    root = cfg.project_root or Path.cwd()
+    if cfg.project_root is None and not (root / "wit").is_dir() and not (root / "pkgloader.lock").is_file():
+        raise UsageError("fetch needs at least one REF outside a project",
+                         hint="name a package (pkgloader fetch wasi:http@0.2), or run it in a project with "
+                              "pkgloader.toml, [tool.pkgloader] in pyproject.toml or a wit/ directory")
+    if args.output or args.overwrite or args.strict:
+        raise UsageError("-o, --overwrite and --strict apply to named packages; a project syncs into wit/deps/")
+    args.lock = args.wit = None
+    args.locked = args.frozen = False
+    return _project_cmd.cmd_sync(args)
 
 
 def _size(n: int | None) -> str:

@@ -46,9 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
-    from . import _cache_cmd, _config_cmd, _fetch_cmd
+    from . import _cache_cmd, _config_cmd, _fetch_cmd, _project_cmd
 
     _fetch_cmd.register(sub, _common)
+    _project_cmd.register(sub, _common)
     _config_cmd.register(sub, _common)
     _cache_cmd.register(sub, _common)
     return parser

@@ -1,0 +1,279 @@
+"""Projects: dependencies from ``pkgloader.toml`` / ``[tool.pkgloader]`` and the WIT directory,
+resolved (transitively, by reading each fetched component) into a ``pkgloader.lock`` in the
+``wkg.lock`` format, and synced into ``wit/deps/``.
+
+The resolver itself is pure (``_resolver``); this module is its provider: version lists come
+from the engine's flows, a package's dependencies from the component binary in the verified
+cache. Each batch of questions the resolver asks is answered concurrently.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterable
+
+from ._config import Config, RegistryMapping, Setting
+from ._digest import Digest
+from ._errors import ConfigError, LocalIOError
+from ._lockfile import CARGO_COMPONENT_LOCK_FILE_NAME, LOCK_FILE_NAME, LockFile, verify_locked_digest
+from ._ref import PackageRef, PackageSpec
+from ._release import VersionInfo
+from ._resolver import DependenciesRequest, Requirement, Resolution, Resolver, VersionsRequest
+from ._semver import Version, VersionReq
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ._engine import Engine
+    from ._http import Flow
+
+__all__ = ["Project", "ProjectResult", "deps_file_name"]
+
+PROJECT_LOCK_NAME = "pkgloader.lock"
+
+
+def deps_file_name(package: PackageRef, version: Version) -> str:
+    """wkg's name for a WIT dependency in ``deps/``: ``ns:name@1.2.3`` -> ``ns-name-1.2.3.wasm``."""
+    return f"{package.namespace}-{package.name}-{version}.wasm"
+
+
+_MANAGED_RE = re.compile(r"^[a-z][a-z0-9-]*-\d+\.\d+\.\d+[0-9A-Za-z.+-]*\.wasm$")
+
+
+@dataclass
+class ProjectResult:
+    """What lock / update / sync did."""
+
+    resolution: Resolution
+    lock: LockFile
+    lock_path: Path
+    lock_written: bool
+    changes: list[str]
+    synced: list[Path] = field(default_factory=list)
+    removed: list[Path] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "lock_file": str(self.lock_path),
+            "lock_written": self.lock_written,
+            "changes": self.changes,
+            "packages": [r.to_json() for r in self.resolution.values()],
+            "synced": [str(p) for p in self.synced],
+            "removed": [str(p) for p in self.removed],
+        }
+
+
+@dataclass
+class Project:
+    root: Path
+    wit_dir: Path
+    lock_read: Path  # where the current lock is read from
+    lock_write: Path  # where the new lock is written
+    config: Config
+
+    @classmethod
+    def discover(cls, config: Config, *, lock: str | os.PathLike[str] | None = None,
+                 wit_dir: str | os.PathLike[str] | None = None, cwd: Path | None = None) -> Project:
+        root = config.project_root or (cwd or Path.cwd())
+        wit = Path(wit_dir) if wit_dir is not None else root / "wit"
+        if lock is not None:
+            read = Path(lock)
+            if not read.is_file():
+                raise ConfigError(f"lock file {str(read)!r} given with --lock does not exist")
+            # cargo-component's lock is read, never rewritten in another format
+            write = root / PROJECT_LOCK_NAME if read.name == CARGO_COMPONENT_LOCK_FILE_NAME else read
+        else:
+            read = write = root / PROJECT_LOCK_NAME
+        return cls(root, wit, read, write, config)
+
+    @property
+    def label(self) -> str:
+        return self.root.name or str(self.root)
+
+    # --- requirements -----------------------------------------------------------------
+
+    def requirements(self) -> list[Requirement]:
+        """``[dependencies]`` entries, then every foreign package the WIT files use."""
+        reqs: list[Requirement] = []
+        for key, setting in sorted(self.config.dependencies.items()):
+            reqs.append(self._dependency(key, setting))
+        if self.wit_dir.is_dir():
+            from ._witdeps import scan_wit_dir
+
+            scan = scan_wit_dir(self.wit_dir)
+            reqs.extend(scan.requirements(self.label))
+        return reqs
+
+    def _dependency(self, key: str, setting: Setting[Any]) -> Requirement:
+        value = setting.value
+        who = f"{setting.origin.source or 'pkgloader.toml'} [dependencies]"
+        where = f"[dependencies] \"{key}\" in {setting.origin.source}" + (f":{setting.origin.line}" if setting.origin.line else "")
+        pkg = PackageRef.parse(key)
+        if isinstance(value, str):
+            return Requirement(pkg, _req(value, where), who)
+        unknown = set(value) - {"version", "registry", "path"}
+        if unknown:
+            raise ConfigError(f"unknown key {sorted(unknown)[0]!r} in {where}",
+                              hint="a dependency table takes version, registry and path")
+        version = value.get("version")
+        registry = value.get("registry")
+        path = value.get("path")
+        if path is not None:
+            if not isinstance(path, str):
+                raise ConfigError(f"path must be a string in {where}")
+            p = Path(path).expanduser()
+            if not p.is_absolute():
+                p = self.root / p
+            if not p.exists():
+                raise ConfigError(f"local override {str(p)!r} for {key} does not exist ({where})")
+            return Requirement(pkg, _req(version, where) if version else VersionReq.STAR, who, path=str(p))
+        if registry is not None:
+            if not isinstance(registry, str):
+                raise ConfigError(f"registry must be a string in {where}")
+            from ._config import validate_registry_name
+
+            validate_registry_name(registry, setting.origin)
+            # the dependency's registry acts as a package override for this project
+            self.config.package_registry_overrides[key] = Setting(RegistryMapping(registry), setting.origin)
+        if version is None and registry is None:
+            raise ConfigError(f"{where} needs a version (or a path)", hint=f'write "{key}" = {{ version = "0.2" }}')
+        return Requirement(pkg, _req(version, where) if version else VersionReq.STAR, who, registry=registry)
+
+
+def _req(text: Any, where: str) -> VersionReq:
+    if not isinstance(text, str):
+        raise ConfigError(f"version must be a string in {where}", hint='write e.g. version = "0.2"')
+    try:
+        return VersionReq.parse(text)
+    except ValueError as exc:
+        raise ConfigError(f"invalid version requirement {text!r} in {where}: {exc}") from None
+
+
+# --- the engine as resolver provider ---------------------------------------------------------
+
+
+class Provider:
+    """Answers the resolver's questions with engine flows; remembers digests it saw."""
+
+    def __init__(self, engine: Engine, project: Project) -> None:
+        self.engine = engine
+        self.project = project
+        self.digests: dict[tuple[PackageRef, Version], Digest] = {}
+
+    def flow_for(self, request: Any) -> tuple[str | None, Callable[[], Flow[Any]]]:
+        """(registry to route through, flow factory) for one resolver request."""
+        if isinstance(request, VersionsRequest):
+            ref = request.package
+            return self.engine.registry_for(ref), lambda: self._versions(ref)
+        assert isinstance(request, DependenciesRequest)
+        if request.path is not None:
+            return None, lambda: self._local_deps(request.path)  # type: ignore[arg-type]
+        return self.engine.registry_for(request.package), lambda: self._deps(request.package, request.version)
+
+    def _versions(self, ref: PackageRef) -> Flow[list[VersionInfo]]:
+        return (yield from self.engine.versions_flow(ref))
+
+    def _deps(self, ref: PackageRef, version: Version | None) -> Flow[list[tuple[PackageRef, VersionReq]]]:
+        assert version is not None
+        spec = PackageSpec(ref, VersionReq.parse(f"={version}"))
+        rel, path = yield from self.engine.content_flow(spec)
+        self.digests[(ref, version)] = rel.digest
+        from ._component import read_component_file
+
+        info = read_component_file(path)
+        return [(f.package, f.requirement) for f in info.foreign if f.package != ref]
+
+    def _local_deps(self, path: str) -> Flow[list[Any]]:
+        p = Path(path)
+        if p.is_dir():
+            from ._witdeps import scan_wit_dir
+
+            return scan_wit_dir(p).requirements(str(p))
+        from ._component import read_component_file
+
+        return [(f.package, f.requirement) for f in read_component_file(p).foreign]
+        yield  # pragma: no cover - a flow without requests
+
+
+def resolver_for(engine: Engine, project: Project, *, unlock: bool | Iterable[PackageRef] = ()) -> tuple[Resolver, LockFile]:
+    lock = LockFile.load(project.lock_read, missing_ok=True)
+    reqs = project.requirements()
+    resolver = Resolver(reqs, registry_of=engine.registry_for, locked=lock.pins(), unlock=unlock)
+    return resolver, lock
+
+
+def missing_digests(provider: Provider, resolution: Resolution) -> list[PackageSpec]:
+    """Resolved packages whose content digest the provider has not seen (their releases
+    must be resolved before the lock can be written)."""
+    return [PackageSpec(r.package, VersionReq.parse(f"={r.version}")) for r in resolution.values()
+            if r.version is not None and (r.package, r.version) not in provider.digests]
+
+
+def finish(provider: Provider, project: Project, resolution: Resolution, old: LockFile, *,
+           locked: bool) -> ProjectResult:
+    """Check locked digests against the registry's, build the new lock, write it (unless
+    ``locked``)."""
+    digests: dict[PackageRef, Digest] = {}
+    for resolved in resolution.values():
+        if resolved.version is None:
+            continue
+        digest = provider.digests[(resolved.package, resolved.version)]
+        verify_locked_digest(resolved, digest, origin=resolved.registry)
+        digests[resolved.package] = digest
+    new = LockFile.from_resolution(resolution, digests, path=project.lock_write)
+    if locked:
+        old.ensure_unchanged(new)
+    changes = old.changes(new)
+    written = False
+    if not locked:
+        current = project.lock_write.read_bytes() if project.lock_write.is_file() else None
+        if current != new.dumps().encode():
+            try:
+                new.write(project.lock_write)
+            except OSError as exc:
+                raise LocalIOError(f"cannot write {str(project.lock_write)!r}: {exc.strerror or exc}") from None
+            written = True
+    return ProjectResult(resolution, new, project.lock_write, written, changes)
+
+
+def sync_targets(project: Project, resolution: Resolution) -> list[tuple[Any, Path]]:
+    deps = project.wit_dir / "deps"
+    out = []
+    for resolved in resolution.values():
+        if resolved.version is not None:
+            out.append((resolved, deps / deps_file_name(resolved.package, resolved.version)))
+        elif resolved.path is not None:
+            src = Path(resolved.path)
+            name = f"{resolved.package.namespace}-{resolved.package.name}"
+            out.append((resolved, deps / (name if src.is_dir() else name + ".wasm")))
+    return out
+
+
+def place_local(src: Path, dest: Path) -> None:
+    """Copy a local override into deps/ (a WIT directory as a directory, a file as a file)."""
+    from ._fsutil import atomic_write_bytes
+
+    if src.is_dir():
+        tmp = dest.with_name(f".{dest.name}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(src, tmp, ignore=shutil.ignore_patterns("deps"))
+        shutil.rmtree(dest, ignore_errors=True)
+        os.replace(tmp, dest)
+    else:
+        atomic_write_bytes(dest, src.read_bytes())
+
+
+def prune(project: Project, keep: set[Path]) -> list[Path]:
+    """Remove dependency files pkgloader wrote earlier that the resolution no longer needs
+    (only ``ns-name-X.Y.Z.wasm`` files; anything else in deps/ is the user's)."""
+    deps = project.wit_dir / "deps"
+    removed = []
+    if deps.is_dir():
+        for p in sorted(deps.iterdir()):
+            if p.is_file() and _MANAGED_RE.match(p.name) and p not in keep:
+                p.unlink()
+                removed.append(p)
+    return removed
+
