@@ -143,3 +143,35 @@ def test_hand_written_wkg_lock_is_read(chain, run_cli, tmp_path: Path, monkeypat
     assert r.code == 0, r
     # the locked 1.0.0 is kept although 1.1.0 exists
     assert (proj / "wit" / "deps" / "test-base-1.0.0.wasm").exists()
+
+
+def test_conflict_names_who_asked(chain, run_cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    # test:middle@0.2.0 needs test:base@=1.0.0; the project asks for >=1.1
+    with Client() as c:
+        c.publish(build_spec(tmp_path / "b2", C2), C2.package_id)
+    proj = make_project(tmp_path / "p", deps='"test:base" = ">=1.1"\n"test:middle" = "0.2"\n',
+                        world="package my:app@0.1.0;\nworld app {}\n")
+    monkeypatch.chdir(proj)
+    r = run_cli("lock")
+    assert r.code == 7, r
+    assert r.err.startswith("error[resolution-conflict]: conflicting requirements for test:base: ")
+    assert ">=1.1 (required by" in r.err and "=1.0.0 (required by test:middle@0.2.0)" in r.err
+    assert not (proj / "pkgloader.lock").exists()
+
+
+def test_async_client_lock_and_sync(chain, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+
+    from pkgloader import AsyncClient
+
+    proj = make_project(tmp_path / "p")
+    monkeypatch.chdir(proj)
+
+    async def main() -> list[str]:
+        async with AsyncClient() as c:
+            locked = await c.lock()
+            synced = await c.sync()
+            assert locked.lock_written and not synced.lock_written
+            return sorted(p.name for p in synced.synced)
+
+    assert asyncio.run(main()) == ["test-base-1.0.0.wasm", "test-middle-0.2.0.wasm", "test-top-0.3.0.wasm"]
