@@ -55,11 +55,17 @@ class ProjectResult:
     removed: list[Path] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
+        digests = {str(p.name): str(p.versions[0].digest) for p in self.lock if p.versions}
+        packages = []
+        for r in self.resolution.values():
+            entry = r.to_json()
+            entry["digest"] = digests.get(str(r.package), entry["digest"])
+            packages.append(entry)
         return {
             "lock_file": str(self.lock_path),
             "lock_written": self.lock_written,
             "changes": self.changes,
-            "packages": [r.to_json() for r in self.resolution.values()],
+            "packages": packages,
             "synced": [str(p) for p in self.synced],
             "removed": [str(p) for p in self.removed],
         }
