@@ -31,7 +31,7 @@ from typing import Any, Iterator
 
 from ._digest import Digest, VerifyingWriter
 from ._errors import LocalIOError
-from ._fsutil import atomic_write_bytes, fsync_dir
+from ._fsutil import _umask, atomic_write_bytes, fsync_dir
 from ._ref import PackageRef
 from ._release import Release
 from ._semver import Version
@@ -355,14 +355,3 @@ def _kernel_copy(inp: Any, out: Any) -> None:
     if copied < size:
         shutil.copyfileobj(inp, out, 1 << 20)
 
-
-_UMASK: int | None = None
-
-
-def _umask() -> int:
-    global _UMASK
-    if _UMASK is None:
-        cur = os.umask(0)
-        os.umask(cur)
-        _UMASK = cur
-    return _UMASK

@@ -302,6 +302,37 @@ async def run_async(flow: Flow[T], transport: Callable[[], AsyncTransport]) -> T
 MAX_REDIRECTS = 10
 
 
+def _policy(req: Request, retries: int) -> Generator[tuple[str, Any], Any, Response]:
+    """Redirects, retries and backoff for one logical request, sans-I/O.
+
+    Yields ``("send", request)`` (answered with a Response, a redirect Request, or the
+    transport's exception) and ``("sleep", seconds)``; returns the final Response."""
+    attempt = 0
+    redirects = 0
+    while True:
+        outcome = yield ("send", req)
+        if isinstance(outcome, BaseException):
+            if not _should_retry(req, attempt, retries):
+                raise map_transport_error(outcome, req.url) from None  # type: ignore[arg-type]
+            delay = backoff_delay(attempt, None)
+            log.debug("retrying %s %s after %s (%.2fs)", req.method, redact_url(req.url), type(outcome).__name__, delay)
+        elif isinstance(outcome, Request):
+            redirects += 1
+            if redirects > MAX_REDIRECTS:
+                raise NetworkError(f"too many redirects from {redact_url(req.url)}")
+            req = outcome
+            continue
+        elif outcome.status in RETRY_STATUSES and _should_retry(req, attempt, retries):
+            delay = backoff_delay(attempt, parse_retry_after(outcome.header("retry-after")))
+            log.debug("retrying %s %s after HTTP %d (%.2fs)", req.method, redact_url(req.url), outcome.status, delay)
+        else:
+            return outcome  # type: ignore[no-any-return]
+        attempt += 1
+        if req.on_retry:
+            req.on_retry()
+        yield ("sleep", delay)
+
+
 _USE_DEFAULT: Any = None  # set lazily to httpx's USE_CLIENT_DEFAULT
 Observer = Callable[[Request, Response], None]
 
@@ -332,40 +363,27 @@ class SyncTransport:
         return run_sync(flow, lambda: self)
 
     def send(self, req: Request) -> Response:
+        """One logical request: redirects, retries and backoff as the shared policy says."""
         import httpx
 
-        attempt = 0
-        redirects = 0
-        while True:
-            try:
-                resp = self._send_once(req)
-            except httpx.HTTPError as exc:
-                if _should_retry(req, attempt, self.settings.retries) and not isinstance(exc, httpx.HTTPStatusError):
-                    delay = backoff_delay(attempt, None)
-                    log.debug("retrying %s %s after %s (%.2fs)", req.method, redact_url(req.url), type(exc).__name__, delay)
-                    attempt += 1
-                    if req.on_retry:
-                        req.on_retry()
-                    time.sleep(delay)
+        policy = _policy(req, self.settings.retries)
+        try:
+            kind, arg = next(policy)
+            while True:
+                if kind == "sleep":
+                    time.sleep(arg)
+                    kind, arg = next(policy)
                     continue
-                raise map_transport_error(exc, req.url) from None
-            if isinstance(resp, Request):
-                redirects += 1
-                if redirects > MAX_REDIRECTS:
-                    raise NetworkError(f"too many redirects from {redact_url(req.url)}")
-                req = resp
-                continue
-            if resp.status in RETRY_STATUSES and _should_retry(req, attempt, self.settings.retries):
-                delay = backoff_delay(attempt, parse_retry_after(resp.header("retry-after")))
-                log.debug("retrying %s %s after HTTP %d (%.2fs)", req.method, redact_url(req.url), resp.status, delay)
-                attempt += 1
-                if req.on_retry:
-                    req.on_retry()
-                time.sleep(delay)
-                continue
-            if self.observer:
-                self.observer(req, resp)
-            return resp
+                try:
+                    outcome: Any = self._send_once(arg)
+                except httpx.HTTPError as exc:
+                    outcome = exc
+                kind, arg = policy.send(outcome)
+        except StopIteration as stop:
+            resp: Response = stop.value
+        if self.observer:
+            self.observer(arg, resp)  # arg: the request that was answered
+        return resp
 
     def _send_once(self, req: Request) -> Response | Request:
         client = self._client
@@ -418,38 +436,29 @@ class AsyncTransport:
         return await run_async(flow, lambda: self)
 
     async def send(self, req: Request) -> Response:
+        """The async twin of :meth:`SyncTransport.send`, over the same policy."""
         import asyncio
 
         import httpx
 
-        attempt = 0
-        redirects = 0
-        while True:
-            try:
-                resp = await self._send_once(req)
-            except httpx.HTTPError as exc:
-                if _should_retry(req, attempt, self.settings.retries):
-                    attempt += 1
-                    if req.on_retry:
-                        req.on_retry()
-                    await asyncio.sleep(backoff_delay(attempt - 1, None))
+        policy = _policy(req, self.settings.retries)
+        try:
+            kind, arg = next(policy)
+            while True:
+                if kind == "sleep":
+                    await asyncio.sleep(arg)
+                    kind, arg = next(policy)
                     continue
-                raise map_transport_error(exc, req.url) from None
-            if isinstance(resp, Request):
-                redirects += 1
-                if redirects > MAX_REDIRECTS:
-                    raise NetworkError(f"too many redirects from {redact_url(req.url)}")
-                req = resp
-                continue
-            if resp.status in RETRY_STATUSES and _should_retry(req, attempt, self.settings.retries):
-                attempt += 1
-                if req.on_retry:
-                    req.on_retry()
-                await asyncio.sleep(backoff_delay(attempt - 1, parse_retry_after(resp.header("retry-after"))))
-                continue
-            if self.observer:
-                self.observer(req, resp)
-            return resp
+                try:
+                    outcome: Any = await self._send_once(arg)
+                except httpx.HTTPError as exc:
+                    outcome = exc
+                kind, arg = policy.send(outcome)
+        except StopIteration as stop:
+            resp: Response = stop.value
+        if self.observer:
+            self.observer(arg, resp)
+        return resp
 
     async def _send_once(self, req: Request) -> Response | Request:
         client = self._client
