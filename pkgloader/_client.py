@@ -13,16 +13,16 @@ from typing import TYPE_CHECKING, Any, Iterable, TypeVar
 
 from ._config import Config
 from ._engine import Engine, FetchResult, Progress, as_ref, as_spec, parse_publish_target
-from ._ref import PackageRef, PackageSpec
 from ._errors import PackageNotFound
+from ._ref import PackageRef, PackageSpec
 from ._project import Project, ProjectResult, Provider, finish, missing_digests, place_local, prune, resolver_for, sync_targets
 from ._release import Release, VersionInfo
 from ._resolver import VersionsRequest
 from ._semver import Version, VersionReq
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ._http import Flow, Observer
-    from ._http import AsyncTransport, SyncTransport
+    from ._http import AsyncTransport, Flow, Observer
+    from ._stdhttp import RoutingTransport
     from .backends.oci import PublishResult
 
 __all__ = ["Client", "AsyncClient", "FetchResult"]
@@ -67,17 +67,17 @@ class Client(_Base):
 
     def __init__(self, config: Config | None = None, **kwargs: Any) -> None:
         super().__init__(config, **kwargs)
-        self._transports: dict[str, SyncTransport] = {}
+        self._transports: dict[str, RoutingTransport] = {}
         self._lock = threading.Lock()
 
-    def _transport(self, registry: str) -> SyncTransport:
+    def _transport(self, registry: str) -> RoutingTransport:
         with self._lock:
             t = self._transports.get(registry)
             if t is None:
-                from ._http import SyncTransport
                 from ._source import http_settings
+                from ._stdhttp import RoutingTransport
 
-                t = SyncTransport(http_settings(self.config, registry), observer=self._observer)
+                t = RoutingTransport(http_settings(self.config, registry), observer=self._observer)
                 self._transports[registry] = t
             return t
 

@@ -180,24 +180,38 @@ def backoff_delay(attempt: int, retry_after: float | None) -> float:
     return min(0.2 * (2**attempt), 4.0) * (0.5 + random.random() / 2)
 
 
-def map_transport_error(exc: Exception, url: str) -> NetworkError:
+def map_transport_error(exc: BaseException, url: str) -> NetworkError:
+    """A transport exception (httpx's or the standard library's) as a pkgloader error."""
     import ssl
 
-    import httpx
-
     safe = redact_url(url)
-    if isinstance(exc, httpx.TimeoutException):
-        kind = {
-            httpx.ConnectTimeout: "connecting to",
-            httpx.ReadTimeout: "reading from",
-            httpx.WriteTimeout: "writing to",
-            httpx.PoolTimeout: "waiting for a connection to",
-        }.get(type(exc), "talking to")
+    text = str(exc)
+    name = type(exc).__name__
+    timeout_kind = None
+    if type(exc).__module__.startswith("httpx"):
+        import httpx
+
+        if isinstance(exc, httpx.TimeoutException):
+            timeout_kind = {
+                httpx.ConnectTimeout: "connecting to",
+                httpx.ReadTimeout: "reading from",
+                httpx.WriteTimeout: "writing to",
+                httpx.PoolTimeout: "waiting for a connection to",
+            }.get(type(exc), "talking to")
+        connect_error = isinstance(exc, httpx.ConnectError)
+        broken = isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError))
+    else:
+        import http.client
+
+        if isinstance(exc, TimeoutError):
+            timeout_kind = "talking to"
+        connect_error = isinstance(exc, (ConnectionRefusedError, OSError)) and getattr(exc, "pkgloader_connecting", False)
+        broken = isinstance(exc, (http.client.HTTPException, ConnectionError, OSError))
+    if timeout_kind is not None:
         return RegistryTimeout(
-            f"timed out {kind} {safe}",
+            f"timed out {timeout_kind} {safe}",
             hint="check the network, or raise [pkgloader] timeout / connect_timeout",
         )
-    text = str(exc)
     cause: BaseException | None = exc
     while cause is not None:
         if isinstance(cause, ssl.SSLError):
@@ -210,16 +224,31 @@ def map_transport_error(exc: Exception, url: str) -> NetworkError:
                 ),
             )
         cause = cause.__cause__ or cause.__context__
-    if "CERTIFICATE_VERIFY_FAILED" in text or "SSL" in text:
+    if "CERTIFICATE_VERIFY_FAILED" in text:
         return TLSError(f"TLS error talking to {safe}: {text}")
-    if isinstance(exc, httpx.ConnectError):
+    if connect_error:
         return NetworkError(
-            f"cannot connect to {safe}: {text or type(exc).__name__}",
+            f"cannot connect to {safe}: {text or name}",
             hint="check the registry name and that it is reachable",
         )
-    if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)):
-        return NetworkError(f"connection to {safe} broke: {text or type(exc).__name__}", hint="retry")
-    return NetworkError(f"HTTP error talking to {safe}: {text or type(exc).__name__}")
+    if broken:
+        return NetworkError(f"connection to {safe} broke: {_broken_reason(exc, text or name)}", hint="retry")
+    return NetworkError(f"HTTP error talking to {safe}: {text or name}")
+
+
+def _broken_reason(exc: BaseException, text: str) -> str:
+    """One wording for the same failure, whichever HTTP stack saw it."""
+    import http.client
+
+    if isinstance(exc, http.client.IncompleteRead):
+        got = exc.partial if isinstance(exc.partial, int) else len(exc.partial)
+        return f"the body ended after {got} of {got + (exc.expected or 0)} bytes"
+    m = re.search(r"received (\d+) bytes, expected (\d+)", text)
+    if m:
+        return f"the body ended after {m.group(1)} of {m.group(2)} bytes"
+    if isinstance(exc, http.client.RemoteDisconnected) or "Server disconnected without sending" in text:
+        return "the server closed the connection without answering"
+    return text
 
 
 @dataclass
@@ -227,9 +256,17 @@ class HttpSettings:
     timeout: float = 30.0
     connect_timeout: float = 10.0
     retries: int = 3
-    verify: ssl.SSLContext | bool = True  # noqa: F821 (annotation only)
+    extra_root_certificates: tuple[bytes, ...] = ()
+    accept_invalid_certificates: bool = False
     http2: bool = True
     max_connections: int = 16
+    _verify: Any = None
+
+    def verify(self) -> ssl.SSLContext | bool:  # noqa: F821 (annotation only)
+        """The TLS verification setting, built on first use (plain-HTTP never pays for it)."""
+        if self._verify is None:
+            self._verify = make_ssl_context(self.extra_root_certificates, self.accept_invalid_certificates)
+        return self._verify
 
 
 def _client_kwargs(settings: HttpSettings) -> dict[str, Any]:
@@ -237,7 +274,7 @@ def _client_kwargs(settings: HttpSettings) -> dict[str, Any]:
 
     return {
         "timeout": httpx.Timeout(settings.timeout, connect=settings.connect_timeout),
-        "verify": settings.verify,
+        "verify": settings.verify(),
         "http2": settings.http2,
         "limits": httpx.Limits(max_connections=settings.max_connections, max_keepalive_connections=settings.max_connections),
         "follow_redirects": False,
@@ -250,23 +287,60 @@ def _should_retry(req: Request, attempt: int, retries: int) -> bool:
     return req.retry and req.method in IDEMPOTENT and attempt < retries and (req.content is None or isinstance(req.content, bytes))
 
 
-def _redirect_target(req: Request, resp: httpx.Response) -> Request | None:
-    if resp.status_code not in (301, 302, 303, 307, 308) or not req.follow_redirects:
+def _redirect_target(req: Request, status: int, location: str | None, url: str) -> Request | None:
+    if status not in (301, 302, 303, 307, 308) or not req.follow_redirects or not location:
         return None
-    location = resp.headers.get("location")
-    if not location:
-        return None
-    new_url = str(resp.url.join(location))
+    from urllib.parse import urljoin
+
+    new_url = urljoin(url, location)
     headers = dict(req.headers)
     if urlsplit(new_url).netloc.lower() != urlsplit(req.url).netloc.lower():
         # another host (blob storage): never forward the registry's credentials
         headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
-    method = "GET" if resp.status_code == 303 else req.method
+    method = "GET" if status == 303 else req.method
     return Request(method, new_url, headers, req.content if method != "GET" else None, req.sink, req.max_body,
                    True, req.on_retry, req.retry, req.timeout)
 
 
-def run_sync(flow: Flow[T], transport: Callable[[], SyncTransport]) -> T:
+def is_transport_error(exc: BaseException) -> bool:
+    """A connection-level failure (retryable for idempotent requests), from either stack."""
+    import http.client
+
+    if isinstance(exc, (OSError, http.client.HTTPException)):
+        return True
+    if type(exc).__module__.startswith("httpx"):
+        import httpx
+
+        return isinstance(exc, httpx.TransportError)
+    return False
+
+
+def drive_sync(req: Request, send_once: Callable[[Request], Response | Request], retries: int,
+               observer: Observer | None) -> Response:
+    """Run the shared policy for one logical request with a blocking ``send_once``."""
+    policy = _policy(req, retries)
+    try:
+        kind, arg = next(policy)
+        while True:
+            if kind == "sleep":
+                time.sleep(arg)
+                kind, arg = next(policy)
+                continue
+            try:
+                outcome: Any = send_once(arg)
+            except Exception as exc:  # noqa: BLE001 - only transport errors go to the policy
+                if not is_transport_error(exc):
+                    raise
+                outcome = exc
+            kind, arg = policy.send(outcome)
+    except StopIteration as stop:
+        resp: Response = stop.value
+    if observer:
+        observer(arg, resp)  # arg: the request that was answered
+    return resp
+
+
+def run_sync(flow: Flow[T], transport: Callable[[], Any]) -> T:
     """Drive ``flow``; ``transport`` is called only if the flow makes a request, so a flow
     answered from the cache never opens a connection (or imports httpx)."""
     try:
@@ -313,7 +387,7 @@ def _policy(req: Request, retries: int) -> Generator[tuple[str, Any], Any, Respo
         outcome = yield ("send", req)
         if isinstance(outcome, BaseException):
             if not _should_retry(req, attempt, retries):
-                raise map_transport_error(outcome, req.url) from None  # type: ignore[arg-type]
+                raise map_transport_error(outcome, req.url) from None
             delay = backoff_delay(attempt, None)
             log.debug("retrying %s %s after %s (%.2fs)", req.method, redact_url(req.url), type(outcome).__name__, delay)
         elif isinstance(outcome, Request):
@@ -364,26 +438,7 @@ class SyncTransport:
 
     def send(self, req: Request) -> Response:
         """One logical request: redirects, retries and backoff as the shared policy says."""
-        import httpx
-
-        policy = _policy(req, self.settings.retries)
-        try:
-            kind, arg = next(policy)
-            while True:
-                if kind == "sleep":
-                    time.sleep(arg)
-                    kind, arg = next(policy)
-                    continue
-                try:
-                    outcome: Any = self._send_once(arg)
-                except httpx.HTTPError as exc:
-                    outcome = exc
-                kind, arg = policy.send(outcome)
-        except StopIteration as stop:
-            resp: Response = stop.value
-        if self.observer:
-            self.observer(arg, resp)  # arg: the request that was answered
-        return resp
+        return drive_sync(req, self._send_once, self.settings.retries, self.observer)
 
     def _send_once(self, req: Request) -> Response | Request:
         client = self._client
@@ -391,7 +446,7 @@ class SyncTransport:
                                        timeout=req.timeout if req.timeout is not None else _USE_DEFAULT)
         resp = client.send(request, stream=True)
         try:
-            target = _redirect_target(req, resp)
+            target = _redirect_target(req, resp.status_code, resp.headers.get("location"), str(resp.url))
             if target is not None:
                 return target
             headers = {k.lower(): v for k, v in resp.headers.items()}
@@ -467,7 +522,7 @@ class AsyncTransport:
                                        timeout=req.timeout if req.timeout is not None else _USE_DEFAULT)
         resp = await client.send(request, stream=True)
         try:
-            target = _redirect_target(req, resp)
+            target = _redirect_target(req, resp.status_code, resp.headers.get("location"), str(resp.url))
             if target is not None:
                 return target
             headers = {k.lower(): v for k, v in resp.headers.items()}

@@ -17,7 +17,7 @@ from typing import Any
 
 from ._config import Config, RegistryChoice, RegistryConfig
 from ._errors import ConfigError, RegistryError
-from ._http import Flow, HttpSettings, Request, Response, is_loopback_host, make_ssl_context, redact_url, split_host
+from ._http import Flow, HttpSettings, Request, Response, is_loopback_host, redact_url, split_host
 from ._metadata import LEGACY_METADATA_PATH, METADATA_PATH, RegistryMetadata
 from ._ref import PackageRef
 
@@ -234,7 +234,8 @@ def http_settings(config: Config, registry: str) -> HttpSettings:
         timeout=st.timeout.value,
         connect_timeout=st.connect_timeout.value,
         retries=st.retries.value,
-        verify=make_ssl_context(oci.extra_root_certificates, oci.accept_invalid_certificates) if oci else True,
+        extra_root_certificates=oci.extra_root_certificates if oci else (),
+        accept_invalid_certificates=oci.accept_invalid_certificates if oci else False,
         max_connections=max(st.max_concurrency.value, 4),
     )
 
@@ -242,12 +243,13 @@ def http_settings(config: Config, registry: str) -> HttpSettings:
 def resolve_source(config: Config, package: PackageRef, *, offline: bool = False) -> Source:
     """Synchronous convenience: resolve one package's source, opening a connection only
     when metadata must be discovered."""
-    from ._http import SyncTransport, run_sync
+    from ._http import run_sync
+    from ._stdhttp import RoutingTransport
 
-    opened: list[SyncTransport] = []
+    opened: list[RoutingTransport] = []
 
-    def transport() -> SyncTransport:
-        opened.append(SyncTransport(http_settings(config, config.choose_registry(package).registry)))
+    def transport() -> RoutingTransport:
+        opened.append(RoutingTransport(http_settings(config, config.choose_registry(package).registry)))
         return opened[0]
 
     try:

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from support.config import write_config
 from support.fixtures import *  # noqa: F401,F403  (registry, token server, WIT builders)
 
 _ENV_PREFIXES = ("PKGLOADER_", "WKG_", "CARGO_COMPONENT_")
@@ -59,24 +60,6 @@ def run_cli(capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
         return CliResult(code, cap.out, cap.err)
 
     return run
-
-
-def write_config(tmp_path: Path, registry: Any, *, namespace: str = "test", extra: str = "", inline: bool = True) -> Path:
-    """A config file mapping ``namespace`` to ``registry`` (inline metadata: no well-known lookup)."""
-    if inline:
-        mapping = (f'{{ registry = "{registry.host}", metadata = {{ preferredProtocol = "oci", '
-                   f'oci = {{ registry = "{registry.host}" }} }} }}')
-    else:
-        mapping = f'"{registry.host}"'
-    text = textwrap.dedent(f"""
-        [namespace_registries]
-        {namespace} = {mapping}
-        [registry."{registry.host}".oci]
-        protocol = "{registry.scheme}"
-        """) + textwrap.dedent(extra)
-    f = tmp_path / "pkgloader-test.toml"
-    f.write_text(text)
-    return f
 
 
 @pytest.fixture

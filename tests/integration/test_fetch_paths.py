@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from pkgloader import AsyncClient, Client, Config
-from conftest import write_config
+from support.config import write_config
 from pkgloader._errors import OfflineCacheMiss
 
 
