@@ -9,8 +9,8 @@ Layout (no ``:`` in any file name, so it is safe on every OS)::
     <root>/tmp/                                        partial downloads
     <root>/locks/<hex>.lock                            one writer per blob at a time
 
-Content is written to a temp file in ``tmp/`` while it is hashed and size-checked, fsynced,
-and renamed into ``blobs/`` only after it verified. A blob is hashed again before it is
+Content is written to a temp file in ``tmp/`` while it is hashed and size-checked, (with
+``durable``) fsynced, and renamed into ``blobs/`` only after it verified. A blob is hashed again before it is
 served; a corrupted or truncated entry is discarded, never served. Several processes
 fetching the same blob serialise on its lock file: the second one finds the blob in place.
 """
@@ -55,8 +55,13 @@ class CacheEntry:
 
 
 class Cache:
-    def __init__(self, root: Path) -> None:
+    """``durable``: fsync content and outputs before renaming them into place. Off by
+    default: a cache entry torn by a crash is caught by verify-on-read anyway, and the
+    fsync of a large file costs as much as writing it (``[pkgloader] fsync = true``)."""
+
+    def __init__(self, root: Path, *, durable: bool = False) -> None:
         self.root = Path(root)
+        self.durable = durable
 
     # --- paths --------------------------------------------------------------------------
 
@@ -125,7 +130,7 @@ class Cache:
 
     @contextmanager
     def ingest(self, digest: Digest, size: int | None, *, what: str, origin: str) -> Iterator[VerifyingWriter]:
-        """Yield a writer; on clean exit the content is verified, fsynced and moved into
+        """Yield a writer; on clean exit the content is verified and moved into
         place. On any error (including a mismatch) nothing is kept."""
         tmp_dir = self.root / "tmp"
         tmp_dir.mkdir(parents=True, exist_ok=True)
@@ -133,10 +138,14 @@ class Cache:
         try:
             with os.fdopen(fd, "w+b") as f:
                 writer = VerifyingWriter(f, digest, size, what=what, origin=origin)
-                yield writer
-                writer.verify()
+                try:
+                    yield writer
+                    writer.verify()
+                finally:
+                    writer.close()
                 f.flush()
-                os.fsync(f.fileno())
+                if self.durable:
+                    os.fsync(f.fileno())
             final = self.blob_path(digest)
             final.parent.mkdir(parents=True, exist_ok=True)
             os.chmod(tmp, 0o444)
@@ -145,7 +154,8 @@ class Cache:
                     os.unlink(tmp)  # another process committed it first
                 else:
                     os.replace(tmp, final)
-                    fsync_dir(final.parent)
+                    if self.durable:
+                        fsync_dir(final.parent)
         except BaseException:
             try:
                 os.unlink(tmp)
@@ -155,7 +165,7 @@ class Cache:
 
     def copy_blob(self, digest: Digest, dest: Path, *, overwrite: bool) -> None:
         """Copy a (just verified) blob to ``dest`` atomically: temp file next to ``dest``,
-        fsync, rename. Refuses to replace ``dest`` unless ``overwrite``."""
+        then rename. Refuses to replace ``dest`` unless ``overwrite``."""
         from ._errors import OutputExists
 
         src = self.blob_path(digest)
@@ -165,7 +175,8 @@ class Cache:
             with os.fdopen(fd, "wb") as out, open(src, "rb") as inp:
                 shutil.copyfileobj(inp, out, 1 << 20) if os.name == "nt" else _kernel_copy(inp, out)
                 out.flush()
-                os.fsync(out.fileno())
+                if self.durable:
+                    os.fsync(out.fileno())
             os.chmod(tmp, 0o644 & ~_umask())
             if overwrite:
                 os.replace(tmp, dest)
@@ -184,7 +195,8 @@ class Cache:
                     os.replace(tmp, dest)
                 else:
                     os.unlink(tmp)
-            fsync_dir(dest.parent)
+            if self.durable:
+                fsync_dir(dest.parent)
         except BaseException:
             try:
                 os.unlink(tmp)

@@ -235,6 +235,7 @@ class Settings:
     metadata_ttl: Setting[int] = Setting(86400, DEFAULT_ORIGIN)
     max_concurrency: Setting[int] = Setting(8, DEFAULT_ORIGIN)
     retries: Setting[int] = Setting(3, DEFAULT_ORIGIN)
+    fsync: Setting[bool] = Setting(False, DEFAULT_ORIGIN)
 
 
 _SETTING_TYPES: dict[str, tuple[type | tuple[type, ...], str]] = {
@@ -246,6 +247,7 @@ _SETTING_TYPES: dict[str, tuple[type | tuple[type, ...], str]] = {
     "metadata_ttl": (int, "a whole number of seconds"),
     "max_concurrency": (int, "a whole number from 1 to 64"),
     "retries": (int, "a whole number from 0 to 10"),
+    "fsync": (bool, "true or false"),
 }
 
 
@@ -509,7 +511,8 @@ class Config:
         st = self.settings
         pk: dict[str, Any] = {}
         pk["cache_dir"] = show(st.cache_dir) if st.cache_dir else show(Setting(default_cache_dir(), DEFAULT_ORIGIN))
-        for name in ("strict", "timeout", "connect_timeout", "metadata_timeout", "metadata_ttl", "max_concurrency", "retries"):
+        for name in ("strict", "timeout", "connect_timeout", "metadata_timeout", "metadata_ttl", "max_concurrency", "retries",
+                     "fsync"):
             pk[name] = show(getattr(st, name))
         out["pkgloader"] = pk
         if self.dependencies:

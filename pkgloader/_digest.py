@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from ._errors import DigestMismatch, InvalidManifest, SizeMismatch
 
@@ -53,17 +54,22 @@ def sha256_digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
+PARALLEL_HASH_MIN = 8 * 1024 * 1024
+
+
 class VerifyingWriter:
     """Write chunks to ``out`` while hashing and counting; refuse to exceed ``size``.
 
     ``verify()`` raises :class:`DigestMismatch` / :class:`SizeMismatch` with expected vs got.
-    Used as an HTTP sink: ``writer.write`` is called with each received chunk.
+    Used as an HTTP sink: ``writer.write`` is called with each received chunk (which may be
+    a view of a buffer the caller reuses). For content of ``PARALLEL_HASH_MIN`` bytes or
+    more, hashing runs on a helper thread (hashlib releases the GIL), overlapping with
+    receiving and writing the next chunk; at most one chunk is in flight.
     """
-
-    __slots__ = ("out", "expected", "size", "what", "origin", "_hash", "written", "head")
 
     def __init__(self, out: BinaryIO | None, expected: Digest, size: int | None, *, what: str, origin: str) -> None:
         self.out = out
+        self._fd = out.fileno() if out is not None and hasattr(out, "fileno") else None
         self.expected = expected
         self.size = size
         self.what = what
@@ -71,8 +77,14 @@ class VerifyingWriter:
         self._hash = hashlib.sha256()
         self.written = 0
         self.head = b""
+        self._pool: Any = None
+        self._pending: Any = None
+        if size is not None and size >= PARALLEL_HASH_MIN:
+            from concurrent.futures import ThreadPoolExecutor
 
-    def write(self, chunk: bytes) -> None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pkgloader-hash")
+
+    def write(self, chunk: bytes | memoryview) -> None:
         n = len(chunk)
         if self.size is not None and self.written + n > self.size:
             raise SizeMismatch(
@@ -82,14 +94,37 @@ class VerifyingWriter:
                 hint="retry; if it persists the registry is serving corrupted content",
             )
         if self.written < 8:
-            self.head = (self.head + chunk[: 8 - self.written])[:8]
-        self._hash.update(chunk)
-        if self.out is not None:
+            self.head = (self.head + bytes(chunk[: 8 - self.written]))[:8]
+        if self._pool is not None:
+            data = bytes(chunk)  # the caller reuses its buffer
+            if self._pending is not None:
+                self._pending.result()
+            self._pending = self._pool.submit(self._hash.update, data)
+            chunk = data
+        else:
+            self._hash.update(chunk)
+        if self._fd is not None:
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(self._fd, view):]
+        elif self.out is not None:
             self.out.write(chunk)
         self.written += n
 
+    def _drain(self) -> None:
+        if self._pending is not None:
+            self._pending.result()
+            self._pending = None
+
+    def close(self) -> None:
+        self._drain()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
     def reset(self) -> None:
         """Start over (before a retried download)."""
+        self._drain()
         self._hash = hashlib.sha256()
         self.written = 0
         self.head = b""
@@ -99,9 +134,11 @@ class VerifyingWriter:
 
     @property
     def digest(self) -> Digest:
+        self._drain()
         return Digest("sha256", self._hash.hexdigest())
 
     def verify(self) -> None:
+        self._drain()
         if self.size is not None and self.written != self.size:
             raise SizeMismatch(
                 f"content of {self.what} is {self.written} bytes, not the {self.size} its manifest says",

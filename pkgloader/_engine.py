@@ -97,7 +97,7 @@ class Engine:
     def __init__(self, config: Config, *, offline: bool = False, strict: bool | None = None,
                  progress: Progress | None = None) -> None:
         self.config = config
-        self.cache = Cache(config.cache_dir)
+        self.cache = Cache(config.cache_dir, durable=config.settings.fsync.value)
         self.offline = offline
         self.strict = config.settings.strict.value if strict is None else strict
         self._strict_flag = strict is True
@@ -354,6 +354,7 @@ class Engine:
         _warm.write_memo(str(self.cache.root), fp, str(spec), {
             "package": str(rel.package), "version": str(rel.version), "digest": str(rel.digest),
             "size": rel.size, "registry": rel.registry, "file_name": rel.file_name,
+            "fsync": self.cache.durable,
         })
 
     def content_flow(self, spec: PackageSpec) -> Flow[tuple[Release, Path]]:

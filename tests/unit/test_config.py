@@ -329,3 +329,14 @@ def test_legacy_ignored_when_new_file_exists() -> None:
 def test_legacy_namespace_registries_v002() -> None:
     write(legacy_config_path(), '[namespace_registries]\nacme = "old.example"\n')
     assert Config.load().choose_registry("acme:x").registry == "old.example"
+
+
+def test_fsync_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Config.load().settings.fsync.value is False  # default: verify-on-read guards the cache
+    write(tmp_path / "pkgloader.toml", "[pkgloader]\nfsync = true\n")
+    monkeypatch.chdir(tmp_path)
+    cfg = Config.load()
+    assert cfg.settings.fsync.value is True
+    assert cfg.settings.fsync.origin.layer == "project"
+    assert cfg.to_dict()["pkgloader"]["fsync"] is True
+    assert "expected true or false" in error_for("[pkgloader]\nfsync = 1\n").message

@@ -1,0 +1,249 @@
+"""The content-addressed cache and the verifying writer, exercised directly.
+
+The end-to-end behaviour (fetch through a real registry into the cache) is covered in
+tests/integration; these tests pin the invariants the cache promises on its own: nothing
+unverified is committed, nothing partial is left behind, a corrupted entry is never served,
+and concurrent writers of the same blob do not clobber each other.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+from pathlib import Path
+
+import pytest
+
+from pkgloader import _digest
+from pkgloader._cache import Cache
+from pkgloader._digest import Digest, VerifyingWriter
+from pkgloader._errors import DigestMismatch, OutputExists, SizeMismatch
+
+
+def _digest_of(data: bytes) -> Digest:
+    return Digest("sha256", hashlib.sha256(data).hexdigest())
+
+
+def _ingest(cache: Cache, data: bytes, *, digest: Digest | None = None, size: int | None = -1,
+            chunk: int = 4096) -> None:
+    digest = digest or _digest_of(data)
+    with cache.ingest(digest, len(data) if size == -1 else size, what="test blob", origin="unit test") as w:
+        for i in range(0, len(data), chunk):
+            w.write(memoryview(data)[i:i + chunk])
+
+
+def _leftovers(cache: Cache) -> list[Path]:
+    tmp = cache.root / "tmp"
+    return list(tmp.iterdir()) if tmp.exists() else []
+
+
+# --- VerifyingWriter ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("parallel", [False, True], ids=["inline-hash", "threaded-hash"])
+def test_writer_hashes_every_chunk(tmp_path, monkeypatch, parallel):
+    if parallel:
+        monkeypatch.setattr(_digest, "PARALLEL_HASH_MIN", 1)
+    data = os.urandom(300_000)
+    buf = bytearray(8192)  # one reused buffer, the way the HTTP layer hands out chunks
+    with open(tmp_path / "out", "w+b") as f:
+        w = VerifyingWriter(f, _digest_of(data), len(data), what="blob", origin="here")
+        assert (w._pool is not None) is parallel
+        for i in range(0, len(data), len(buf)):
+            piece = data[i:i + len(buf)]
+            buf[: len(piece)] = piece
+            w.write(memoryview(buf)[: len(piece)])
+        w.verify()
+        w.close()
+    assert (tmp_path / "out").read_bytes() == data
+    assert w.head == data[:8]
+
+
+@pytest.mark.parametrize("parallel", [False, True], ids=["inline-hash", "threaded-hash"])
+def test_writer_reports_digest_mismatch(tmp_path, monkeypatch, parallel):
+    if parallel:
+        monkeypatch.setattr(_digest, "PARALLEL_HASH_MIN", 1)
+    data = b"x" * 50_000
+    w = VerifyingWriter(None, _digest_of(b"something else"), len(data), what="wasi:http 0.2.0", origin="reg.test")
+    w.write(data)
+    with pytest.raises(DigestMismatch) as info:
+        w.verify()
+    w.close()
+    assert "wasi:http 0.2.0" in str(info.value)
+
+
+def test_writer_refuses_more_than_the_declared_size():
+    w = VerifyingWriter(None, _digest_of(b"abc"), 3, what="blob", origin="reg.test")
+    w.write(b"ab")
+    with pytest.raises(SizeMismatch):
+        w.write(b"cd")
+
+
+def test_writer_reports_short_content():
+    w = VerifyingWriter(None, _digest_of(b"abc"), 3, what="blob", origin="reg.test")
+    w.write(b"ab")
+    with pytest.raises(SizeMismatch):
+        w.verify()
+
+
+@pytest.mark.parametrize("parallel", [False, True], ids=["inline-hash", "threaded-hash"])
+def test_writer_reset_starts_over(tmp_path, monkeypatch, parallel):
+    if parallel:
+        monkeypatch.setattr(_digest, "PARALLEL_HASH_MIN", 1)
+    data = os.urandom(20_000)
+    with open(tmp_path / "out", "w+b") as f:
+        w = VerifyingWriter(f, _digest_of(data), len(data), what="blob", origin="here")
+        w.write(data[:7000])  # a dropped connection half way
+        w.reset()
+        w.write(data)
+        w.verify()
+        w.close()
+    assert (tmp_path / "out").read_bytes() == data
+
+
+# --- Cache.ingest -------------------------------------------------------------------------
+
+
+def test_ingest_commits_verified_content_read_only(tmp_path):
+    cache = Cache(tmp_path)
+    data = os.urandom(10_000)
+    _ingest(cache, data)
+    path = cache.blob_path(_digest_of(data))
+    assert path.read_bytes() == data
+    assert not os.access(path, os.W_OK) or os.geteuid() == 0
+    assert cache.has_verified_blob(_digest_of(data), len(data))
+    assert _leftovers(cache) == []
+
+
+def test_ingest_keeps_nothing_on_a_digest_mismatch(tmp_path):
+    cache = Cache(tmp_path)
+    data = b"the registry sent the wrong bytes"
+    wanted = _digest_of(b"the bytes we asked for")
+    with pytest.raises(DigestMismatch):
+        _ingest(cache, data, digest=wanted)
+    assert not cache.blob_path(wanted).exists()
+    assert _leftovers(cache) == []
+
+
+def test_ingest_keeps_nothing_when_the_download_fails(tmp_path):
+    cache = Cache(tmp_path)
+    data = os.urandom(5000)
+    with pytest.raises(ConnectionResetError):
+        with cache.ingest(_digest_of(data), len(data), what="blob", origin="here") as w:
+            w.write(data[:100])
+            raise ConnectionResetError("dropped")
+    assert not cache.blob_path(_digest_of(data)).exists()
+    assert _leftovers(cache) == []
+
+
+def test_ingest_with_threaded_hash_keeps_nothing_on_mismatch(tmp_path, monkeypatch):
+    monkeypatch.setattr(_digest, "PARALLEL_HASH_MIN", 1)
+    cache = Cache(tmp_path)
+    data = os.urandom(100_000)
+    wanted = _digest_of(data[:-1] + b"!")
+    with pytest.raises(DigestMismatch):
+        _ingest(cache, data, digest=wanted)
+    assert not cache.blob_path(wanted).exists()
+    assert _leftovers(cache) == []
+
+
+@pytest.mark.parametrize("durable", [False, True])
+def test_fsync_only_when_durable(tmp_path, monkeypatch, durable):
+    calls: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (calls.append(fd), real_fsync(fd))[1])
+    cache = Cache(tmp_path, durable=durable)
+    data = b"durable?"
+    _ingest(cache, data)
+    cache.copy_blob(_digest_of(data), tmp_path / "out" / "x.wasm", overwrite=False)
+    assert (tmp_path / "out" / "x.wasm").read_bytes() == data
+    # durable: the blob, its directory, the output and its directory
+    assert (len(calls) >= 4) if durable else (calls == [])
+
+
+# --- reading back -------------------------------------------------------------------------
+
+
+def test_corrupted_blob_is_discarded_not_served(tmp_path):
+    cache = Cache(tmp_path)
+    data = os.urandom(4096)
+    _ingest(cache, data)
+    path = cache.blob_path(_digest_of(data))
+    path.chmod(0o644)
+    path.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))  # same size, one bit flipped
+    assert not cache.has_verified_blob(_digest_of(data), len(data))
+    assert not path.exists()
+
+
+def test_truncated_blob_is_discarded_not_served(tmp_path):
+    cache = Cache(tmp_path)
+    data = os.urandom(4096)
+    _ingest(cache, data)
+    path = cache.blob_path(_digest_of(data))
+    path.chmod(0o644)
+    path.write_bytes(data[:100])
+    assert not cache.has_verified_blob(_digest_of(data), len(data))
+    assert not path.exists()
+
+
+def test_copy_blob_refuses_to_overwrite(tmp_path):
+    cache = Cache(tmp_path / "cache")
+    data = b"new content"
+    _ingest(cache, data)
+    dest = tmp_path / "dest.wasm"
+    dest.write_bytes(b"precious")
+    with pytest.raises(OutputExists):
+        cache.copy_blob(_digest_of(data), dest, overwrite=False)
+    assert dest.read_bytes() == b"precious"
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".part")] == []
+    cache.copy_blob(_digest_of(data), dest, overwrite=True)
+    assert dest.read_bytes() == data
+
+
+def test_verify_all_removes_bad_blobs(tmp_path):
+    cache = Cache(tmp_path)
+    good, bad = os.urandom(1000), os.urandom(1000)
+    _ingest(cache, good)
+    _ingest(cache, bad)
+    p = cache.blob_path(_digest_of(bad))
+    p.chmod(0o644)
+    p.write_bytes(b"garbage")
+    checked, removed = cache.verify_all()
+    assert checked == 2 and removed == [p]
+    assert cache.has_verified_blob(_digest_of(good))
+
+
+# --- several processes --------------------------------------------------------------------
+
+
+def _worker(root: str, seed: int, n: int) -> None:
+    import random
+
+    rng = random.Random(seed)
+    cache = Cache(Path(root))
+    data = bytes(rng.getrandbits(8) for _ in range(n))
+    digest = _digest_of(data)
+    for _ in range(5):  # downloads run in parallel; ingest serialises the commit
+        with cache.ingest(digest, n, what="shared blob", origin="worker") as w:
+            for i in range(0, n, 997):  # small chunks: maximise interleaving
+                w.write(data[i:i + 997])
+        assert cache.has_verified_blob(digest, n)
+
+
+def test_concurrent_processes_share_one_blob(tmp_path):
+    n = 200_000
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_worker, args=(str(tmp_path), 42, n)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        if p.exitcode is None:
+            p.kill()
+        assert p.exitcode == 0
+    cache = Cache(tmp_path)
+    blobs = cache.blobs()
+    assert len(blobs) == 1
+    assert cache.has_verified_blob(Digest("sha256", blobs[0].name), n)
+    assert _leftovers(cache) == []
