@@ -21,7 +21,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 import tempfile
 import time
 from contextlib import contextmanager
@@ -173,7 +172,7 @@ class Cache:
         fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
         try:
             with os.fdopen(fd, "wb") as out, open(src, "rb") as inp:
-                shutil.copyfileobj(inp, out, 1 << 20) if os.name == "nt" else _kernel_copy(inp, out)
+                _kernel_copy(inp, out)
                 out.flush()
                 if self.durable:
                     os.fsync(out.fileno())
@@ -311,6 +310,8 @@ class Cache:
                         if p.is_file():
                             files += 1
                             freed += p.stat().st_size
+                    import shutil
+
                     shutil.rmtree(d, ignore_errors=True)
             return files, freed
         cutoff = now - older_than
@@ -350,7 +351,7 @@ def _atime(path: Path) -> float:
 
 
 def _kernel_copy(inp: Any, out: Any) -> None:
-    """Copy with copy_file_range/sendfile where available (no user-space buffers)."""
+    """Copy with copy_file_range where available (no user-space buffers)."""
     size = os.fstat(inp.fileno()).st_size
     copied = 0
     try:
@@ -359,11 +360,13 @@ def _kernel_copy(inp: Any, out: Any) -> None:
             if n == 0:
                 break
             copied += n
-    except (AttributeError, OSError):
+    except (AttributeError, OSError):  # no copy_file_range (or not across these file systems)
         inp.seek(copied)
         out.seek(copied)
-        shutil.copyfileobj(inp, out, 1 << 20)
-        return
-    if copied < size:
-        shutil.copyfileobj(inp, out, 1 << 20)
+    else:
+        if copied >= size:
+            return
+    import shutil
+
+    shutil.copyfileobj(inp, out, 1 << 20)
 

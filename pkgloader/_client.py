@@ -15,13 +15,12 @@ from ._config import Config
 from ._engine import Engine, FetchResult, Progress, as_ref, as_spec, parse_publish_target
 from ._errors import PackageNotFound
 from ._ref import PackageRef, PackageSpec
-from ._project import Project, ProjectResult, Provider, finish, missing_digests, place_local, prune, resolver_for, sync_targets
 from ._release import Release, VersionInfo
-from ._resolver import VersionsRequest
 from ._semver import Version, VersionReq
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._http import AsyncTransport, Flow, Observer
+    from ._project import Project, ProjectResult, Provider
     from ._stdhttp import RoutingTransport
     from .backends.oci import PublishResult
 
@@ -158,6 +157,8 @@ class Client(_Base):
     def sync(self, project: Project | None = None, *, locked: bool = False) -> ProjectResult:
         """Lock (unless ``locked`` forbids a change), then write every locked package into
         ``wit/deps/`` as ``ns-name-X.Y.Z.wasm``, fetching in parallel."""
+        from ._project import place_local, prune, sync_targets
+
         proj = project or self.project()
         result = self._resolve_project(proj, unlock=(), locked=locked)
         targets = sync_targets(proj, result.resolution)
@@ -179,6 +180,8 @@ class Client(_Base):
         return result
 
     def project(self, *, lock: PathLike | None = None, wit_dir: PathLike | None = None) -> Project:
+        from ._project import Project
+
         return Project.discover(self.config, lock=lock, wit_dir=wit_dir)
 
     def _parallel(self, func: Any, items: list[Any]) -> list[Any]:
@@ -203,11 +206,15 @@ class Client(_Base):
                 return run_sync(make(), lambda: None)  # type: ignore[arg-type,return-value]
             return self._run(registry, make())
         except PackageNotFound as exc:
+            from ._resolver import VersionsRequest
+
             if isinstance(request, VersionsRequest):
                 return exc
             raise
 
     def _resolve_project(self, project: Project, *, unlock: Any, locked: bool) -> ProjectResult:
+        from ._project import Provider, finish, missing_digests, resolver_for
+
         resolver, old = resolver_for(self.engine, project, unlock=unlock)
         provider = Provider(self.engine, project)
         flow = resolver.flow()
@@ -306,6 +313,8 @@ class AsyncClient(_Base):
     # --- projects (same shared pieces as Client; batches answered with asyncio.gather) ---
 
     def project(self, *, lock: PathLike | None = None, wit_dir: PathLike | None = None) -> Project:
+        from ._project import Project
+
         return Project.discover(self.config, lock=lock, wit_dir=wit_dir)
 
     async def lock(self, project: Project | None = None, *, locked: bool = False) -> ProjectResult:
@@ -318,6 +327,8 @@ class AsyncClient(_Base):
 
     async def sync(self, project: Project | None = None, *, locked: bool = False) -> ProjectResult:
         import asyncio
+
+        from ._project import place_local, prune, sync_targets
 
         proj = project or self.project()
         result = await self._resolve_project(proj, unlock=(), locked=locked)
@@ -348,12 +359,16 @@ class AsyncClient(_Base):
                 return run_sync(make(), lambda: None)  # type: ignore[arg-type,return-value]
             return await self._run(registry, make())
         except PackageNotFound as exc:
+            from ._resolver import VersionsRequest
+
             if isinstance(request, VersionsRequest):
                 return exc
             raise
 
     async def _resolve_project(self, project: Project, *, unlock: Any, locked: bool) -> ProjectResult:
         import asyncio
+
+        from ._project import Provider, finish, missing_digests, resolver_for
 
         resolver, old = resolver_for(self.engine, project, unlock=unlock)
         provider = Provider(self.engine, project)

@@ -20,7 +20,6 @@ This module does no network I/O.
 from __future__ import annotations
 
 import base64
-import difflib
 import os
 import re
 import sys
@@ -624,34 +623,60 @@ _WARG_KEYS = ("url", "auth_token", "config_file", "signing_key")
 
 
 def _did_you_mean(key: str, choices: Iterable[str]) -> str | None:
+    import difflib
+
     close = difflib.get_close_matches(key, list(choices), n=1, cutoff=0.6)
     return f"did you mean {close[0]!r}?" if close else None
 
 
+def _key_line(line: str, key: str) -> bool:
+    """``key = ...`` (bare or quoted) at the start of ``line``."""
+    s = line.lstrip()
+    for form in (f'"{key}"', f"'{key}'", key):
+        if s.startswith(form) and s[len(form):].lstrip().startswith("="):
+            return True
+    return False
+
+
+def _dotted_mention(line: str, key: str) -> bool:
+    """``key`` as one part of a dotted key or inline table (``a.key = ``, ``{ key = ``)."""
+    start = line.find(key)
+    while start >= 0:
+        end = start + len(key)
+        if start == 0 or line[start - 1] in '. "\'[\t':
+            rest = line[end:]
+            if rest[:1] in "\"'":
+                rest = rest[1:]
+            if rest.lstrip()[:1] in ("=", "]", "."):
+                return True
+        start = line.find(key, start + 1)
+    return False
+
+
 def _find_line(text: str, path: list[str]) -> int | None:
-    """Best-effort line number of a key path in TOML text (tomllib gives no positions)."""
+    """Best-effort line number of a key path in TOML text (tomllib gives no positions).
+    Plain string matching: this runs for every value of every config file on every start."""
     if not text:
         return None
-    lines = text.splitlines()
-    last = re.escape(path[-1])
-    key_re = re.compile(rf'^\s*(?:"{last}"|\'{last}\'|{last})\s*=')
-    dotted_re = re.compile(rf'(?:^|[.\s"\'\[]){last}["\']?\s*(?:=|\]|\.)')
+    last = path[-1]
     # Prefer a line inside the right table header.
     header_prefix = path[:-1]
     current: list[str] = []
     best: int | None = None
-    for i, line in enumerate(lines, 1):
+    for i, line in enumerate(text.splitlines(), 1):
         stripped = line.strip()
         if stripped.startswith("["):
             current = [p.strip().strip('"\'') for p in re.split(r"\.(?=(?:[^\"]*\"[^\"]*\")*[^\"]*$)", stripped.strip("[]"))]
             if current == path:
                 return i
             continue
-        if key_re.match(line) and current == header_prefix[: len(current)]:
+        if last not in line:
+            continue
+        if _key_line(line, last) and current == header_prefix[: len(current)]:
             if current == header_prefix:
                 return i
             best = best or i
-        elif best is None and dotted_re.search(line) and current == header_prefix[: len(current)]:
+        elif best is None and _dotted_mention(line, last) and current == header_prefix[: len(current)]:
             best = i
     return best
 

@@ -39,8 +39,6 @@ import json
 import logging
 import os
 import re
-import shutil
-import subprocess
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -434,6 +432,8 @@ def _ask_helper(helper: str, setting: str, host: str, env: Mapping[str, str], wh
     source = f"{where} ({setting}: {helper})"
     name = f"docker-credential-{helper}"
     path_var = env.get("PATH", os.defpath)
+    import shutil
+
     exe = shutil.which(name, path=path_var)
     if exe is None:
         _warn_once(("missing", name, path_var),
@@ -473,6 +473,8 @@ def _run_helper(exe: str, name: str, url: str, env: Mapping[str, str],
     with _cache_lock:
         if exe in _hung_helpers:
             return None
+    import subprocess  # only when a credential helper is configured
+
     timeout = HELPER_TIMEOUT
     try:
         proc = subprocess.Popen(

@@ -201,12 +201,10 @@ def map_transport_error(exc: BaseException, url: str) -> NetworkError:
         connect_error = isinstance(exc, httpx.ConnectError)
         broken = isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError))
     else:
-        import http.client
-
         if isinstance(exc, TimeoutError):
             timeout_kind = "talking to"
-        connect_error = isinstance(exc, (ConnectionRefusedError, OSError)) and getattr(exc, "pkgloader_connecting", False)
-        broken = isinstance(exc, (http.client.HTTPException, ConnectionError, OSError))
+        connect_error = isinstance(exc, OSError) and getattr(exc, "pkgloader_connecting", False)
+        broken = isinstance(exc, OSError) or _is_http_client_error(exc)
     if timeout_kind is not None:
         return RegistryTimeout(
             f"timed out {timeout_kind} {safe}",
@@ -236,17 +234,21 @@ def map_transport_error(exc: BaseException, url: str) -> NetworkError:
     return NetworkError(f"HTTP error talking to {safe}: {text or name}")
 
 
-def _broken_reason(exc: BaseException, text: str) -> str:
-    """One wording for the same failure, whichever HTTP stack saw it."""
-    import http.client
+def _is_http_client_error(exc: BaseException) -> bool:
+    """An ``http.client`` exception (only if something imported it: pkgloader does not)."""
+    import sys
 
-    if isinstance(exc, http.client.IncompleteRead):
-        got = exc.partial if isinstance(exc.partial, int) else len(exc.partial)
-        return f"the body ended after {got} of {got + (exc.expected or 0)} bytes"
+    mod = sys.modules.get("http.client")
+    return mod is not None and isinstance(exc, mod.HTTPException)
+
+
+def _broken_reason(exc: BaseException, text: str) -> str:
+    """One wording for the same failure, whichever HTTP stack saw it (pkgloader's own
+    transport words its errors this way already)."""
     m = re.search(r"received (\d+) bytes, expected (\d+)", text)
     if m:
         return f"the body ended after {m.group(1)} of {m.group(2)} bytes"
-    if isinstance(exc, http.client.RemoteDisconnected) or "Server disconnected without sending" in text:
+    if "Server disconnected without sending" in text:
         return "the server closed the connection without answering"
     return text
 
@@ -304,9 +306,7 @@ def _redirect_target(req: Request, status: int, location: str | None, url: str) 
 
 def is_transport_error(exc: BaseException) -> bool:
     """A connection-level failure (retryable for idempotent requests), from either stack."""
-    import http.client
-
-    if isinstance(exc, (OSError, http.client.HTTPException)):
+    if isinstance(exc, OSError) or _is_http_client_error(exc):
         return True
     if type(exc).__module__.startswith("httpx"):
         import httpx

@@ -57,7 +57,6 @@ raised by the resolver carry ``package`` and ``requirements`` attributes.
 
 from __future__ import annotations
 
-import asyncio
 import os
 from dataclasses import dataclass, field
 from typing import (
@@ -477,6 +476,8 @@ class Resolver:
 
     async def resolve_async(self, provider: AsyncProvider) -> Resolution:
         """Resolve with an asynchronous provider; each batch is answered concurrently."""
+        import asyncio
+
         flow = self.flow()
         try:
             batch = next(flow)

@@ -1,20 +1,25 @@
-"""A small HTTP/1.1 transport on the standard library's ``http.client``, for the sync client.
+"""A small HTTP/1.1 client on plain sockets, for ``http://`` registries in the sync client.
 
 Why a second transport: for plain ``http://`` registries (loopback, build networks) httpx
 buys nothing (no HTTP/2 without TLS) but costs ~60 ms of imports per process, and its
-streaming API copies every chunk. This one imports only ``http.client``, keeps a small
-keep-alive pool per host, disables Nagle, and streams bodies with ``readinto`` into one
-reused buffer. ``https://`` URLs keep going through httpx (HTTP/2 via ALPN). Redirects,
-retries and backoff are the shared policy in ``_http``.
+streaming API copies every chunk; the standard library's ``http.client`` still costs ~13 ms
+of imports (the ``email`` package) per process. This module imports only ``socket``: it
+keeps a small keep-alive pool per host, disables Nagle, and streams bodies with
+``recv_into`` into one reused buffer. ``https://`` URLs keep going through httpx (HTTP/2 via
+ALPN). Redirects, retries and backoff are the shared policy in ``_http``.
+
+What it speaks (RFC 9112, client side): one request at a time per connection; bodies framed
+by ``Content-Length``, ``Transfer-Encoding: chunked`` or the end of the connection; 1xx
+interim responses skipped; uploads with a length or chunked. A body that ends early, a
+malformed status line or header, or a connection closed before any answer are errors
+(``OSError`` subclasses, so the retry policy treats them as transport failures).
 """
 
 from __future__ import annotations
 
-import http.client
 import socket
 import threading
-from typing import Any
-from urllib.parse import urlsplit
+from typing import Any, Iterable
 
 from ._http import (
     BodyTooLarge,
@@ -27,24 +32,191 @@ from ._http import (
     user_agent,
 )
 
-__all__ = ["StdTransport"]
+__all__ = ["StdTransport", "RoutingTransport", "ShortBody", "ServerClosed", "ProtocolError"]
 
 _BUF = 1 << 20
+_RECV = 64 * 1024
+_MAX_LINE = 64 * 1024
+_MAX_HEADERS = 256
+_REDIRECT_DRAIN = 64 * 1024
 
 
-class _Connection(http.client.HTTPConnection):
-    def __init__(self, host: str, port: int | None, connect_timeout: float, read_timeout: float) -> None:
-        super().__init__(host, port, timeout=connect_timeout)
-        self.read_timeout = read_timeout
+class ProtocolError(ConnectionError):
+    """The server's answer is not valid HTTP/1.1."""
 
-    def connect(self) -> None:
+
+class ServerClosed(ConnectionError):
+    """The connection ended before a response started (a stale keep-alive connection)."""
+
+    def __init__(self) -> None:
+        super().__init__("the server closed the connection without answering")
+
+
+class ShortBody(ConnectionError):
+    """The connection ended before the announced body was complete."""
+
+    def __init__(self, got: int, expected: int | None) -> None:
+        self.partial = got
+        self.expected = expected
+        if expected is not None:
+            super().__init__(f"the body ended after {got} of {expected} bytes")
+        else:
+            super().__init__(f"the body ended after {got} bytes, before its announced end")
+
+
+class _Conn:
+    """One TCP connection and the bytes received on it but not consumed yet."""
+
+    __slots__ = ("host", "port", "sock", "pending")
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host = host
+        self.port = port
+        self.sock: socket.socket | None = None
+        self.pending = bytearray()
+
+    def connect(self, connect_timeout: float, read_timeout: float) -> None:
         try:
-            super().connect()
+            sock = socket.create_connection((self.host, self.port), timeout=connect_timeout)
         except OSError as exc:
             exc.pkgloader_connecting = True  # type: ignore[attr-defined]  # for the error message
             raise
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.sock.settimeout(self.read_timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.settimeout(read_timeout)
+        self.sock = sock
+
+    def close(self) -> None:
+        if self.sock is not None:
+            try:
+                self.sock.close()
+            finally:
+                self.sock = None
+        self.pending.clear()
+
+    def _fill(self) -> bool:
+        assert self.sock is not None
+        data = self.sock.recv(_RECV)
+        if not data:
+            return False
+        self.pending += data
+        return True
+
+    def readline(self) -> bytes | None:
+        """One line including its ``\\n``; None at the end of the stream before any byte."""
+        start = 0
+        while True:
+            i = self.pending.find(b"\n", start)
+            if i >= 0:
+                line = bytes(self.pending[: i + 1])
+                del self.pending[: i + 1]
+                return line
+            start = len(self.pending)
+            if start > _MAX_LINE:
+                raise ProtocolError(f"a header line longer than {_MAX_LINE} bytes")
+            if not self._fill():
+                if self.pending:
+                    raise ProtocolError("the connection ended in the middle of a header line")
+                return None
+
+    def readinto(self, view: memoryview) -> int:
+        """Up to ``len(view)`` bytes; 0 at the end of the stream."""
+        if self.pending:
+            n = min(len(view), len(self.pending))
+            view[:n] = self.pending[:n]
+            del self.pending[:n]
+            return n
+        assert self.sock is not None
+        return self.sock.recv_into(view)
+
+
+class _Body:
+    """Reads one response body according to its framing."""
+
+    __slots__ = ("conn", "chunked", "remaining", "until_close", "got", "done", "expected")
+
+    def __init__(self, conn: _Conn, *, length: int | None, chunked: bool, until_close: bool) -> None:
+        self.conn = conn
+        self.chunked = chunked
+        self.until_close = until_close
+        self.remaining = length if length is not None else 0  # of the body or the current chunk
+        self.expected = length
+        self.got = 0
+        self.done = length == 0 and not chunked
+
+    def readinto(self, view: memoryview) -> int:
+        """Up to ``len(view)`` body bytes; 0 once the body is complete."""
+        if self.done:
+            return 0
+        if self.chunked and self.remaining == 0:
+            self._next_chunk()
+            if self.done:
+                return 0
+        want = len(view) if self.until_close else min(len(view), self.remaining)
+        n = self.conn.readinto(view[:want])
+        if n == 0:
+            if self.until_close:
+                self.done = True
+                return 0
+            raise ShortBody(self.got, self.expected if not self.chunked else None)
+        self.got += n
+        if not self.until_close:
+            self.remaining -= n
+            if self.remaining == 0:
+                if self.chunked:
+                    self._line(b"\r\n", "the CRLF after a chunk")
+                else:
+                    self.done = True
+        return n
+
+    def _line(self, expect: bytes | None, what: str) -> bytes:
+        line = self.conn.readline()
+        if line is None:
+            raise ShortBody(self.got, None)
+        if expect is not None and line.rstrip(b"\r\n") != expect.rstrip(b"\r\n"):
+            raise ProtocolError(f"malformed chunked body: expected {what}")
+        return line
+
+    def _next_chunk(self) -> None:
+        line = self._line(None, "a chunk size")
+        size_text = line.split(b";", 1)[0].strip()
+        try:
+            size = int(size_text, 16)
+        except ValueError:
+            raise ProtocolError(f"malformed chunk size {size_text[:40]!r}") from None
+        if size < 0:
+            raise ProtocolError("negative chunk size")
+        if size == 0:
+            while True:  # trailers, then the blank line
+                trailer = self._line(None, "the end of the trailers")
+                if trailer in (b"\r\n", b"\n"):
+                    break
+            self.done = True
+            return
+        self.remaining = size
+
+    def read(self, limit: int | None) -> bytes:
+        """The whole body (at most ``limit`` bytes, else :class:`BodyTooLarge`)."""
+        if limit is not None and self.expected is not None and not self.chunked and self.expected > limit:
+            raise BodyTooLarge(limit)
+        out = bytearray()
+        buf = bytearray(_RECV)
+        view = memoryview(buf)
+        while n := self.readinto(view):
+            out += view[:n]
+            if limit is not None and len(out) > limit:
+                raise BodyTooLarge(limit)
+        return bytes(out)
+
+    def drain(self, limit: int) -> bool:
+        """Read and drop the rest of the body if it is at most ``limit`` bytes."""
+        buf = bytearray(min(limit, _RECV) or 1)
+        view = memoryview(buf)
+        seen = 0
+        while n := self.readinto(view):
+            seen += n
+            if seen > limit:
+                return False
+        return True
 
 
 class StdTransport:
@@ -53,7 +225,7 @@ class StdTransport:
     def __init__(self, settings: HttpSettings | None = None, *, observer: Observer | None = None) -> None:
         self.settings = settings or HttpSettings()
         self.observer = observer
-        self._idle: dict[tuple[str, int | None], list[_Connection]] = {}
+        self._idle: dict[tuple[str, int], list[_Conn]] = {}
         self._lock = threading.Lock()
         self._local = threading.local()
         self._ua = user_agent()
@@ -70,17 +242,14 @@ class StdTransport:
 
     # --- connections ------------------------------------------------------------------
 
-    def _get(self, key: tuple[str, int | None]) -> tuple[_Connection, bool]:
+    def _get(self, key: tuple[str, int]) -> tuple[_Conn, bool]:
         with self._lock:
             idle = self._idle.get(key)
             if idle:
                 return idle.pop(), True
-        return self._new(key), False
+        return _Conn(*key), False
 
-    def _new(self, key: tuple[str, int | None]) -> _Connection:
-        return _Connection(key[0], key[1], self.settings.connect_timeout, self.settings.timeout)
-
-    def _put(self, key: tuple[str, int | None], conn: _Connection) -> None:
+    def _put(self, key: tuple[str, int], conn: _Conn) -> None:
         with self._lock:
             idle = self._idle.setdefault(key, [])
             if len(idle) < self.settings.max_connections:
@@ -97,99 +266,182 @@ class StdTransport:
     # --- one request ------------------------------------------------------------------
 
     def _send_once(self, req: Request) -> Response | Request:
-        parts = urlsplit(req.url)
-        if parts.scheme != "http":
-            raise ValueError(f"StdTransport only speaks http://, not {parts.scheme}")
-        key = (parts.hostname or "", parts.port)
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        host, port, target = _split_http_url(req.url)
+        key = (host, port)
         headers = {"User-Agent": self._ua, **req.headers}
         body: Any = req.content
-        if body is not None and not isinstance(body, (bytes, bytearray)) and not any(
-                k.lower() == "content-length" for k in headers):
-            headers["Transfer-Encoding"] = "chunked"
+        replayable = body is None or isinstance(body, (bytes, bytearray))
         conn, reused = self._get(key)
         try:
             try:
-                resp = self._exchange(conn, req, target, headers, body)
-            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
-                if not reused or not (body is None or isinstance(body, (bytes, bytearray))):
+                status, version, resp_headers, reader = self._exchange(conn, req, host, port, target, headers, body)
+            except (ServerClosed, BrokenPipeError, ConnectionResetError):
+                if not reused or not replayable:
                     raise
                 # a pooled connection the server had already closed: one fresh attempt
                 conn.close()
-                conn = self._new(key)
-                resp = self._exchange(conn, req, target, headers, body)
-            return self._finish(conn, key, req, resp)
+                conn = _Conn(*key)
+                status, version, resp_headers, reader = self._exchange(conn, req, host, port, target, headers, body)
+            return self._finish(conn, key, req, status, version, resp_headers, reader)
         except BaseException:
             conn.close()
             raise
 
-    def _exchange(self, conn: _Connection, req: Request, target: str, headers: dict[str, str],
-                  body: Any) -> http.client.HTTPResponse:
-        if req.timeout is not None:
-            conn.timeout = min(req.timeout, conn.timeout or req.timeout)
-            conn.read_timeout = req.timeout
-            if conn.sock is not None:
-                conn.sock.settimeout(req.timeout)
-        chunked = headers.get("Transfer-Encoding") == "chunked"
-        if chunked:
-            headers = {k: v for k, v in headers.items() if k != "Transfer-Encoding"}
-        conn.request(req.method, target, body=body, headers=headers, encode_chunked=chunked)
-        return conn.getresponse()
+    def _exchange(self, conn: _Conn, req: Request, host: str, port: int, target: str, headers: dict[str, str],
+                  body: Any) -> tuple[int, str, dict[str, str], _Body]:
+        timeout = req.timeout if req.timeout is not None else self.settings.timeout
+        if conn.sock is None:
+            conn.connect(min(self.settings.connect_timeout, timeout), timeout)
+        else:
+            conn.sock.settimeout(timeout)
+        sock = conn.sock
+        assert sock is not None
+        lower = {k.lower() for k in headers}
+        lines = [f"{req.method} {target} HTTP/1.1", f"Host: {host if port == 80 else f'{host}:{port}'}"]
+        if "accept-encoding" not in lower:
+            lines.append("Accept-Encoding: identity")
+        chunked = False
+        if isinstance(body, (bytes, bytearray, memoryview)):
+            if "content-length" not in lower:
+                lines.append(f"Content-Length: {len(body)}")
+        elif body is not None:
+            chunked = "content-length" not in lower
+            if chunked:
+                lines.append("Transfer-Encoding: chunked")
+        elif req.method in ("POST", "PUT", "PATCH") and "content-length" not in lower:
+            lines.append("Content-Length: 0")
+        for k, v in headers.items():
+            if "\r" in v or "\n" in v or "\r" in k or "\n" in k:
+                raise ValueError(f"invalid header {k!r}: contains a line break")
+            lines.append(f"{k}: {v}")
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        if body is None:
+            sock.sendall(head)
+        elif isinstance(body, (bytes, bytearray, memoryview)):
+            if len(body) <= _RECV:
+                sock.sendall(head + bytes(body))
+            else:
+                sock.sendall(head)
+                sock.sendall(body)
+        else:
+            sock.sendall(head)
+            _send_stream(sock, body, chunked)
+        return _read_head(conn, req.method)
 
-    def _finish(self, conn: _Connection, key: tuple[str, int | None], req: Request,
-                resp: http.client.HTTPResponse) -> Response | Request:
-        status = resp.status
-        headers: dict[str, str] = {}
-        for k, v in resp.getheaders():
-            lk = k.lower()
-            headers[lk] = f"{headers[lk]}, {v}" if lk in headers else v
+    def _finish(self, conn: _Conn, key: tuple[str, int], req: Request, status: int, version: str,
+                headers: dict[str, str], reader: _Body) -> Response | Request:
+        keep = version == "HTTP/1.1" and not reader.until_close and "close" not in headers.get("connection", "").lower()
         redirect = _redirect_target(req, status, headers.get("location"), req.url)
         if redirect is not None:
-            resp.read(64 * 1024)
-            self._reuse(conn, key, resp)
+            if keep and reader.drain(_REDIRECT_DRAIN):
+                self._put(key, conn)
+            else:
+                conn.close()
             return redirect
-        if req.method == "HEAD":
-            content = b""
-        elif req.sink is not None and 200 <= status < 300:
+        if req.sink is not None and 200 <= status < 300:
             buf = self._buffer()
             view = memoryview(buf)
             sink = req.sink
-            readinto = resp.readinto
-            got = 0
-            while n := readinto(buf):
+            readinto = reader.readinto
+            while n := readinto(view):
                 sink(view[:n])
-                got += n
-            _check_complete(resp, got)
             content = b""
         else:
-            limit = req.max_body
-            content = resp.read() if limit is None else resp.read(limit + 1)
-            if limit is not None and len(content) > limit:
-                raise BodyTooLarge(limit)
-            _check_complete(resp, len(content))
-        self._reuse(conn, key, resp)
-        return Response(status, headers, content, req.url, "HTTP/1.1")
-
-    def _reuse(self, conn: _Connection, key: tuple[str, int | None], resp: http.client.HTTPResponse) -> None:
-        if resp.will_close or not resp.isclosed():
-            conn.close()
-        else:
+            content = reader.read(req.max_body)
+        if keep and not conn.pending:
             self._put(key, conn)
+        else:
+            conn.close()
+        return Response(status, headers, content, req.url, version)
 
 
-class ShortBody(http.client.IncompleteRead):
-    """The connection ended before the Content-Length was reached (``partial`` is a count)."""
+def _split_http_url(url: str) -> tuple[str, int, str]:
+    """(host, port, request target) of an ``http://`` URL."""
+    if not url.startswith("http://"):
+        raise ValueError(f"StdTransport only speaks http://, not {url.split(':', 1)[0]}")
+    rest = url[len("http://"):]
+    slash = rest.find("/")
+    authority, target = (rest, "/") if slash < 0 else (rest[:slash], rest[slash:])
+    q = authority.find("?")
+    if q >= 0:  # http://host?query
+        authority, target = authority[:q], "/" + authority[q:]
+    target = target.split("#", 1)[0]
+    if "@" in authority:
+        authority = authority.rsplit("@", 1)[1]
+    if authority.startswith("["):  # [v6]:port
+        end = authority.find("]")
+        host, port_text = authority[1:end], authority[end + 2:]
+    elif authority.count(":") == 1:
+        host, port_text = authority.split(":")
+    else:
+        host, port_text = authority, ""
+    try:
+        port = int(port_text) if port_text else 80
+    except ValueError:
+        raise ValueError(f"invalid port in {url!r}") from None
+    return host, port, target
 
-    def __repr__(self) -> str:
-        return f"the body ended after {self.partial} of {self.partial + (self.expected or 0)} bytes"
 
-    __str__ = __repr__
+def _send_stream(sock: socket.socket, body: Iterable[Any], chunked: bool) -> None:
+    for chunk in body:
+        if not chunk:
+            continue
+        if chunked:
+            sock.sendall(f"{len(chunk):x}\r\n".encode())
+            sock.sendall(chunk)
+            sock.sendall(b"\r\n")
+        else:
+            sock.sendall(chunk)
+    if chunked:
+        sock.sendall(b"0\r\n\r\n")
 
 
-def _check_complete(resp: http.client.HTTPResponse, got: int) -> None:
-    """http.client ends a short Content-Length body silently; make that an error."""
-    if resp.length:  # bytes still owed when the connection ended
-        raise ShortBody(got, resp.length)  # type: ignore[arg-type]
+def _read_head(conn: _Conn, method: str) -> tuple[int, str, dict[str, str], _Body]:
+    """Status line and headers (skipping 1xx interim responses), and a reader for the body."""
+    first = True
+    while True:
+        line = conn.readline()
+        if line is None:
+            if first:
+                raise ServerClosed()
+            raise ProtocolError("the connection ended inside the response head")
+        first = False
+        parts = line.decode("latin-1").rstrip("\r\n").split(" ", 2)
+        if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or len(parts[1]) != 3 or not parts[1].isdigit():
+            raise ProtocolError(f"not an HTTP/1.1 status line: {line[:80]!r}")
+        version, status = parts[0], int(parts[1])
+        headers: dict[str, str] = {}
+        for _ in range(_MAX_HEADERS + 1):
+            hl = conn.readline()
+            if hl is None:
+                raise ProtocolError("the connection ended inside the response headers")
+            if hl in (b"\r\n", b"\n"):
+                break
+            name, sep, value = hl.decode("latin-1").partition(":")
+            if not sep or not name or name != name.strip():
+                raise ProtocolError(f"malformed response header {hl[:80]!r}")
+            lk = name.lower()
+            value = value.strip()
+            headers[lk] = f"{headers[lk]}, {value}" if lk in headers else value
+        else:
+            raise ProtocolError(f"more than {_MAX_HEADERS} response headers")
+        if 100 <= status < 200 and status != 101:
+            continue
+        break
+    if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
+        return status, version, headers, _Body(conn, length=0, chunked=False, until_close=False)
+    te = headers.get("transfer-encoding", "").lower()
+    if te:
+        if te.rsplit(",", 1)[-1].strip() != "chunked":
+            return status, version, headers, _Body(conn, length=None, chunked=False, until_close=True)
+        return status, version, headers, _Body(conn, length=None, chunked=True, until_close=False)
+    cl = headers.get("content-length")
+    if cl is not None:
+        values = {v.strip() for v in cl.split(",")}
+        if len(values) != 1 or not next(iter(values)).isdigit():
+            raise ProtocolError(f"invalid Content-Length {cl[:40]!r}")
+        return status, version, headers, _Body(conn, length=int(values.pop()), chunked=False, until_close=False)
+    return status, version, headers, _Body(conn, length=None, chunked=False, until_close=True)
 
 
 class RoutingTransport:

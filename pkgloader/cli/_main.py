@@ -33,7 +33,20 @@ def _common(p: argparse.ArgumentParser) -> None:
     g.add_argument("-q", "--quiet", action="store_true", help="only errors on stderr")
 
 
-def build_parser() -> argparse.ArgumentParser:
+# which module registers each command: a run builds only the parser it needs (argparse set-up
+# of every command costs as much as a small fetch); help, typos and no command build them all
+_COMMAND_MODULES = {
+    "fetch": "_fetch_cmd", "versions": "_fetch_cmd", "info": "_fetch_cmd", "publish": "_fetch_cmd",
+    "lock": "_project_cmd", "sync": "_project_cmd", "update": "_project_cmd",
+    "config": "_config_cmd", "cache": "_cache_cmd",
+}
+_MODULE_ORDER = ("_fetch_cmd", "_project_cmd", "_config_cmd", "_cache_cmd")
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser, or (``command`` given and known) only that command's module."""
+    import importlib
+
     from .. import __version__
 
     parser = _Parser(
@@ -46,12 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
-    from . import _cache_cmd, _config_cmd, _fetch_cmd, _project_cmd
-
-    _fetch_cmd.register(sub, _common)
-    _project_cmd.register(sub, _common)
-    _config_cmd.register(sub, _common)
-    _cache_cmd.register(sub, _common)
+    wanted = _COMMAND_MODULES.get(command or "")
+    for name in _MODULE_ORDER if wanted is None else (wanted,):
+        importlib.import_module(f".{name}", __package__).register(sub, _common)
     return parser
 
 
@@ -100,7 +110,8 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
 
 
 def run(argv: Sequence[str]) -> int:
-    parser = build_parser()
+    argv = list(argv)
+    parser = build_parser(argv[0] if argv else None)
     try:
         args = parser.parse_args(list(argv))
     except SystemExit as exc:

@@ -74,6 +74,10 @@ def test_warm_cli_fetch_does_not_import_http_stack(registry, registry_config, wi
     cli = [sys.executable, "-X", "importtime", "-m", "pkgloader", "fetch", "test:pkg@=0.2.0", "-o"]
     first = subprocess.run(cli + [str(tmp_path / "1.wasm")], env=env, capture_output=True, text=True, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
+    # the cold fetch from a plain-HTTP registry needs sockets, not an HTTP library, TLS or asyncio
+    cold = {line.split("|")[-1].strip() for line in first.stderr.splitlines() if line.startswith("import time:")}
+    assert {"socket", "pkgloader._stdhttp"} <= cold
+    assert not cold & {"httpx", "httpcore", "http.client", "ssl", "asyncio", "subprocess", "pkgloader._project"}
     registry.mark()
     warm = subprocess.run(cli + [str(tmp_path / "2.wasm")], env=env, capture_output=True, text=True, cwd=tmp_path)
     assert warm.returncode == 0, warm.stderr

@@ -1,0 +1,331 @@
+"""pkgloader's own HTTP/1.1 client (``_stdhttp``) against a scripted socket server.
+
+The registry tests exercise it end to end against the real distribution registry; these
+cover the framing and failure cases a well-behaved server does not produce: chunked bodies
+with extensions and trailers, interim 1xx responses, bodies that run to the end of the
+connection, bodies that end early, garbage status lines, stale keep-alive connections.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from typing import Callable, Iterator
+
+import pytest
+
+from pkgloader._errors import NetworkError
+from pkgloader._http import BodyTooLarge, HttpSettings, Request, map_transport_error
+from pkgloader._stdhttp import ProtocolError, ServerClosed, ShortBody, StdTransport, _split_http_url
+
+
+class Seen:
+    def __init__(self, head: bytes, body: bytes) -> None:
+        self.head = head
+        self.body = body
+        lines = head.decode("latin-1").split("\r\n")
+        self.request_line = lines[0]
+        self.headers = {k.lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)}
+
+
+# respond(request, connection number, request number on that connection) -> (raw bytes, close after?)
+Script = Callable[[Seen, int, int], tuple[bytes, bool]]
+
+
+class ScriptedServer:
+    """Accepts connections on loopback and answers each request with raw bytes."""
+
+    def __init__(self, script: Script) -> None:
+        self.script = script
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.connections = 0
+        self.seen: list[Seen] = []
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._handle, args=(conn, self.connections), daemon=True).start()
+
+    def _handle(self, conn: socket.socket, number: int) -> None:
+        buf = b""
+        index = 0
+        with conn:
+            while True:
+                while b"\r\n\r\n" not in buf:
+                    data = conn.recv(65536)
+                    if not data:
+                        return
+                    buf += data
+                head, buf = buf.split(b"\r\n\r\n", 1)
+                seen = Seen(head, b"")
+                if "content-length" in seen.headers:
+                    n = int(seen.headers["content-length"])
+                    while len(buf) < n:
+                        buf += conn.recv(65536)
+                    seen.body, buf = buf[:n], buf[n:]
+                elif seen.headers.get("transfer-encoding") == "chunked":
+                    body = b""
+                    while True:
+                        while b"\r\n" not in buf:
+                            buf += conn.recv(65536)
+                        size_line, buf = buf.split(b"\r\n", 1)
+                        size = int(size_line, 16)
+                        while len(buf) < size + 2:
+                            buf += conn.recv(65536)
+                        body, buf = body + buf[:size], buf[size + 2:]
+                        if size == 0:
+                            break
+                    seen.body = body
+                self.seen.append(seen)
+                raw, close = self.script(seen, number, index)
+                index += 1
+                conn.sendall(raw)
+                if close:
+                    conn.shutdown(socket.SHUT_RDWR)
+                    return
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[[Script], ScriptedServer]]:
+    servers: list[ScriptedServer] = []
+
+    def start(script: Script) -> ScriptedServer:
+        s = ScriptedServer(script)
+        servers.append(s)
+        return s
+
+    yield start
+    for s in servers:
+        s.close()
+
+
+def ok(body: bytes, *extra: str) -> bytes:
+    head = ["HTTP/1.1 200 OK", f"Content-Length: {len(body)}", *extra]
+    return ("\r\n".join(head) + "\r\n\r\n").encode() + body
+
+
+def transport(**kw: object) -> StdTransport:
+    return StdTransport(HttpSettings(retries=0, timeout=5, connect_timeout=5, **kw))  # type: ignore[arg-type]
+
+
+def test_keep_alive_reuses_one_connection(serve) -> None:  # type: ignore[no-untyped-def]
+    srv = serve(lambda req, c, i: (ok(f"answer {i}".encode()), False))
+    t = transport()
+    assert [t.send(Request("GET", f"{srv.url}/v2/{n}")).content for n in range(3)] == [b"answer 0", b"answer 1", b"answer 2"]
+    assert srv.connections == 1
+    first = srv.seen[0]
+    assert first.request_line == "GET /v2/0 HTTP/1.1"
+    assert first.headers["host"] == f"127.0.0.1:{srv.port}"
+    assert first.headers["user-agent"].startswith("pkgloader/")
+    assert first.headers["accept-encoding"] == "identity"
+
+
+def test_chunked_body_with_extensions_and_trailers(serve) -> None:  # type: ignore[no-untyped-def]
+    raw = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+           b"5;ext=1\r\nhello\r\n1\r\n \r\n5\r\nworld\r\n0\r\nX-Trailer: yes\r\n\r\n")
+    srv = serve(lambda req, c, i: (raw, False))
+    t = transport()
+    assert t.send(Request("GET", srv.url + "/a")).content == b"hello world"
+    got: list[bytes] = []
+    t.send(Request("GET", srv.url + "/b", sink=lambda chunk: got.append(bytes(chunk))))
+    assert b"".join(got) == b"hello world"
+    assert srv.connections == 1  # the chunked body was framed exactly: the connection was reused
+
+
+def test_body_until_close_and_no_reuse(serve) -> None:  # type: ignore[no-untyped-def]
+    srv = serve(lambda req, c, i: (b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + b"x" * 100_000, True))
+    t = transport()
+    assert t.send(Request("GET", srv.url + "/1")).content == b"x" * 100_000
+    assert t.send(Request("GET", srv.url + "/2")).content == b"x" * 100_000
+    assert srv.connections == 2
+
+
+def test_interim_responses_are_skipped(serve) -> None:  # type: ignore[no-untyped-def]
+    srv = serve(lambda req, c, i: (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n"
+                                   + ok(b"done"), False))
+    resp = transport().send(Request("GET", srv.url + "/"))
+    assert (resp.status, resp.content) == (200, b"done")
+    assert "link" not in resp.headers
+
+
+def test_repeated_headers_are_joined(serve) -> None:  # type: ignore[no-untyped-def]
+    srv = serve(lambda req, c, i: (ok(b"", "WWW-Authenticate: Basic realm=a", "www-authenticate: Bearer realm=b"), False))
+    resp = transport().send(Request("GET", srv.url + "/"))
+    assert resp.header("WWW-Authenticate") == "Basic realm=a, Bearer realm=b"
+
+
+def test_body_shorter_than_content_length(serve) -> None:  # type: ignore[no-untyped-def]
+    srv = serve(lambda req, c, i: (b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + b"y" * 40, True))
+    with pytest.raises(ShortBody) as raw:
+        transport()._send_once(Request("GET", srv.url + "/blob", sink=lambda chunk: None))
+    assert str(raw.value) == "the body ended after 40 of 100 bytes"
+    with pytest.raises(NetworkError) as info:  # what the user sees (after the retries)
+        transport().send(Request("GET", srv.url + "/blob", sink=lambda chunk: None))
+    assert info.value.message == f"connection to {srv.url}/blob broke: the body ended after 40 of 100 bytes"
+    assert info.value.exit_code == 6
+
+
+def test_truncated_chunked_body(serve) -> None:  # type: ignore[no-untyped-def]
+    srv = serve(lambda req, c, i: (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\na\r\n12345", True))
+    with pytest.raises(ShortBody, match="the body ended after 5 bytes, before its announced end"):
+        transport()._send_once(Request("GET", srv.url + "/"))
+
+
+@pytest.mark.parametrize("raw, message", [
+    (b"SPDY/3 200 OK\r\n\r\n", "not an HTTP/1.1 status line"),
+    (b"HTTP/1.1 2000 OK\r\n\r\n", "not an HTTP/1.1 status line"),
+    (b"HTTP/1.1 200 OK\r\nno colon here\r\n\r\n", "malformed response header"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 5, 6\r\n\r\nhello", "invalid Content-Length"),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "malformed chunk size"),
+    (b"HTTP/1.1 200 OK\r\nContent-Le", "the connection ended"),
+])
+def test_malformed_answers(serve, raw: bytes, message: str) -> None:  # type: ignore[no-untyped-def]
+    srv = serve(lambda req, c, i: (raw, True))
+    with pytest.raises(ProtocolError, match=message):
+        transport()._send_once(Request("GET", srv.url + "/"))
+    with pytest.raises(NetworkError, match=f"connection to {srv.url}/ broke: {message}"):
+        transport().send(Request("GET", srv.url + "/"))
+
+
+def test_closed_without_answer(serve) -> None:  # type: ignore[no-untyped-def]
+    srv = serve(lambda req, c, i: (b"", True))
+    with pytest.raises(ServerClosed):
+        transport()._send_once(Request("GET", srv.url + "/"))
+    with pytest.raises(NetworkError) as info:
+        transport().send(Request("GET", srv.url + "/"))
+    assert info.value.message == f"connection to {srv.url}/ broke: the server closed the connection without answering"
+
+
+def test_stale_pooled_connection_is_replaced_once(serve) -> None:  # type: ignore[no-untyped-def]
+    # the server closes after each answer without saying so (an idle timeout, a restart)
+    srv = serve(lambda req, c, i: (ok(f"conn {c}".encode()), True))
+    t = transport()
+    assert t.send(Request("GET", srv.url + "/1")).content == b"conn 1"
+    assert t.send(Request("GET", srv.url + "/2")).content == b"conn 2"
+    assert srv.connections == 2
+
+
+def test_stale_pooled_connection_is_not_replayed_for_a_streamed_upload(serve) -> None:  # type: ignore[no-untyped-def]
+    srv = serve(lambda req, c, i: (ok(b"ok"), True))
+    t = transport()
+    t.send(Request("GET", srv.url + "/warm-up"))
+    with pytest.raises((ServerClosed, BrokenPipeError, ConnectionResetError)):
+        t._send_once(Request("PUT", srv.url + "/upload", content=iter([b"a", b"b"]), retry=False))
+    assert [s.request_line for s in srv.seen] == ["GET /warm-up HTTP/1.1"]
+
+
+def test_head_and_204_have_no_body(serve) -> None:  # type: ignore[no-untyped-def]
+    def script(req: Seen, c: int, i: int) -> tuple[bytes, bool]:
+        if req.request_line.startswith("HEAD"):
+            return b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\nDocker-Content-Digest: sha256:x\r\n\r\n", False
+        return b"HTTP/1.1 204 No Content\r\n\r\n", False
+
+    srv = serve(script)
+    t = transport()
+    head = t.send(Request("HEAD", srv.url + "/m"))
+    assert (head.status, head.content, head.header("content-length")) == (200, b"", "1000")
+    assert t.send(Request("DELETE", srv.url + "/m")).status == 204
+    assert t.send(Request("HEAD", srv.url + "/m")).status == 200
+    assert srv.connections == 1
+
+
+def test_uploads_with_length_and_chunked(serve) -> None:  # type: ignore[no-untyped-def]
+    srv = serve(lambda req, c, i: (b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n", False))
+    t = transport()
+    big = bytes(range(256)) * 1024  # larger than one send buffer
+    t.send(Request("PUT", srv.url + "/bytes", content=big))
+    t.send(Request("PUT", srv.url + "/stream", content=iter([b"ab", b"", b"cd"])))
+    t.send(Request("PUT", srv.url + "/sized", headers={"Content-Length": "4"}, content=iter([b"wx", b"yz"])))
+    t.send(Request("POST", srv.url + "/empty"))
+    by_path = {s.request_line.split()[1]: s for s in srv.seen}
+    assert by_path["/bytes"].body == big and by_path["/bytes"].headers["content-length"] == str(len(big))
+    assert by_path["/stream"].body == b"abcd" and by_path["/stream"].headers["transfer-encoding"] == "chunked"
+    assert by_path["/sized"].body == b"wxyz" and "transfer-encoding" not in by_path["/sized"].headers
+    assert by_path["/empty"].headers["content-length"] == "0"
+
+
+def test_large_body_streams_to_the_sink_in_bounded_chunks(serve) -> None:  # type: ignore[no-untyped-def]
+    payload = bytes(range(256)) * (12 * 1024)  # 3 MiB
+    srv = serve(lambda req, c, i: (ok(payload), False))
+    sizes: list[int] = []
+    parts: list[bytes] = []
+
+    def sink(chunk: memoryview) -> None:
+        sizes.append(len(chunk))
+        parts.append(bytes(chunk))
+
+    resp = transport().send(Request("GET", srv.url + "/blob", sink=sink))  # type: ignore[arg-type]
+    assert resp.content == b"" and b"".join(parts) == payload
+    assert max(sizes) <= 1 << 20
+
+
+def test_body_over_the_limit_is_refused(serve) -> None:  # type: ignore[no-untyped-def]
+    srv = serve(lambda req, c, i: (ok(b"z" * 2000), False))
+    with pytest.raises(BodyTooLarge):
+        transport().send(Request("GET", srv.url + "/manifest", max_body=1000))
+    chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n7d0\r\n" + b"z" * 2000 + b"\r\n0\r\n\r\n"
+    srv2 = serve(lambda req, c, i: (chunked, False))
+    with pytest.raises(BodyTooLarge):
+        transport().send(Request("GET", srv2.url + "/manifest", max_body=1000))
+
+
+def test_redirect_on_the_same_host_reuses_the_connection(serve) -> None:  # type: ignore[no-untyped-def]
+    def script(req: Seen, c: int, i: int) -> tuple[bytes, bool]:
+        if req.request_line.startswith("GET /old"):
+            return b"HTTP/1.1 307 Temporary Redirect\r\nLocation: /new\r\nContent-Length: 5\r\n\r\nmoved", False
+        return ok(b"here"), False
+
+    srv = serve(script)
+    resp = transport().send(Request("GET", srv.url + "/old", headers={"Authorization": "Bearer t"}))
+    assert (resp.status, resp.content, resp.url) == (200, b"here", srv.url + "/new")
+    assert srv.seen[1].headers["authorization"] == "Bearer t"  # same host: credentials kept
+    assert srv.connections == 1
+
+
+def test_header_injection_is_refused(serve) -> None:  # type: ignore[no-untyped-def]
+    srv = serve(lambda req, c, i: (ok(b""), False))
+    with pytest.raises(ValueError, match="line break"):
+        transport().send(Request("GET", srv.url + "/", headers={"X-Evil": "a\r\nInjected: 1"}))
+    assert srv.seen == []
+
+
+def test_connection_refused_is_a_connect_error() -> None:
+    s = socket.create_server(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    with pytest.raises(OSError) as raw:
+        transport()._send_once(Request("GET", f"http://127.0.0.1:{port}/v2/"))
+    err = map_transport_error(raw.value, f"http://127.0.0.1:{port}/v2/")
+    assert err.message.startswith(f"cannot connect to http://127.0.0.1:{port}/v2/")
+    assert err.hint == "check the registry name and that it is reachable"
+
+
+@pytest.mark.parametrize("url, expected", [
+    ("http://example.test/v2/", ("example.test", 80, "/v2/")),
+    ("http://example.test:5000", ("example.test", 5000, "/")),
+    ("http://127.0.0.1:5000/v2/a/b/tags/list?n=100&last=x", ("127.0.0.1", 5000, "/v2/a/b/tags/list?n=100&last=x")),
+    ("http://[::1]:8080/x#frag", ("::1", 8080, "/x")),
+    ("http://[::1]/x", ("::1", 80, "/x")),
+    ("http://user:pw@host.test:81/p", ("host.test", 81, "/p")),
+    ("http://host.test?q=1", ("host.test", 80, "/?q=1")),
+])
+def test_split_http_url(url: str, expected: tuple[str, int, str]) -> None:
+    assert _split_http_url(url) == expected
+
+
+def test_split_http_url_refuses_other_schemes_and_bad_ports() -> None:
+    with pytest.raises(ValueError, match="only speaks http"):
+        _split_http_url("https://example.test/")
+    with pytest.raises(ValueError, match="invalid port"):
+        _split_http_url("http://example.test:abc/")
