@@ -162,20 +162,28 @@ class Cache:
                 pass
             raise
 
-    def copy_blob(self, digest: Digest, dest: Path, *, overwrite: bool) -> None:
+    def copy_blob(self, digest: Digest, dest: Path, *, overwrite: bool, share: bool = False) -> None:
         """Copy a (just verified) blob to ``dest`` atomically: temp file next to ``dest``,
-        then rename. Refuses to replace ``dest`` unless ``overwrite``."""
+        then rename. Refuses to replace ``dest`` unless ``overwrite``.
+
+        ``share``: make ``dest`` a hard link to the cache entry instead of a copy when both
+        are on one file system, so that a large download is written to disk once, not
+        twice. The entry then takes the output's permissions; if the output is later
+        edited in place, the entry no longer matches its digest and is discarded and
+        fetched again on its next use (every read is verified), never served."""
         from ._errors import OutputExists
 
         src = self.blob_path(digest)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+        tmp = _link_beside(src, dest) if share else None
         try:
-            with os.fdopen(fd, "wb") as out, open(src, "rb") as inp:
-                _kernel_copy(inp, out)
-                out.flush()
-                if self.durable:
-                    os.fsync(out.fileno())
+            if tmp is None:
+                fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+                with os.fdopen(fd, "wb") as out, open(src, "rb") as inp:
+                    _kernel_copy(inp, out)
+                    out.flush()
+                    if self.durable:
+                        os.fsync(out.fileno())
             os.chmod(tmp, 0o644 & ~_umask())
             if overwrite:
                 os.replace(tmp, dest)
@@ -197,10 +205,11 @@ class Cache:
             if self.durable:
                 fsync_dir(dest.parent)
         except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
+            if tmp is not None:
+                try:
+                    os.unlink(tmp)
+                except FileNotFoundError:
+                    pass
             raise
 
     def read_blob(self, digest: Digest) -> bytes:
@@ -348,6 +357,23 @@ def _atime(path: Path) -> float:
         return max(st.st_atime, st.st_mtime)
     except OSError:
         return 0.0
+
+
+def _link_beside(src: Path, dest: Path) -> str | None:
+    """A hard link to ``src`` under a temporary name next to ``dest``; None where links do
+    not work (another file system, no hard links, too many links)."""
+    import secrets
+
+    for _ in range(3):
+        tmp = str(dest.parent / f".{dest.name}.{secrets.token_hex(4)}.part")
+        try:
+            os.link(src, tmp)
+            return tmp
+        except FileExistsError:
+            continue
+        except OSError:
+            return None
+    return None
 
 
 def _kernel_copy(inp: Any, out: Any) -> None:

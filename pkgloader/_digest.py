@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from collections import deque
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -55,16 +56,22 @@ def sha256_digest(data: bytes) -> str:
 
 
 PARALLEL_HASH_MIN = 8 * 1024 * 1024
+#: chunks queued for the hashing thread; a sink's chunk must stay valid until the sink
+#: returns from its HASH_IN_FLIGHT-th next call (the transports use HASH_IN_FLIGHT + 1 buffers)
+HASH_IN_FLIGHT = 3
 
 
 class VerifyingWriter:
     """Write chunks to ``out`` while hashing and counting; refuse to exceed ``size``.
 
     ``verify()`` raises :class:`DigestMismatch` / :class:`SizeMismatch` with expected vs got.
-    Used as an HTTP sink: ``writer.write`` is called with each received chunk (which may be
-    a view of a buffer the caller reuses). For content of ``PARALLEL_HASH_MIN`` bytes or
-    more, hashing runs on a helper thread (hashlib releases the GIL), overlapping with
-    receiving and writing the next chunk; at most one chunk is in flight.
+    Used as an HTTP sink: ``writer.write`` is called with each received chunk. For content
+    of ``PARALLEL_HASH_MIN`` bytes or more, hashing runs on a helper thread (hashlib releases
+    the GIL), overlapping with receiving and writing the next chunks; at most
+    ``HASH_IN_FLIGHT`` chunks are queued, and they are not copied: a chunk must stay valid
+    until ``write`` returns from the ``HASH_IN_FLIGHT``-th next call (the transports'
+    contract, see ``Request.sink``), since each call first waits for the hash of the chunk
+    that many calls back.
     """
 
     def __init__(self, out: BinaryIO | None, expected: Digest, size: int | None, *, what: str, origin: str) -> None:
@@ -78,7 +85,7 @@ class VerifyingWriter:
         self.written = 0
         self.head = b""
         self._pool: Any = None
-        self._pending: Any = None
+        self._pending: Any = deque()
         if size is not None and size >= PARALLEL_HASH_MIN:
             from concurrent.futures import ThreadPoolExecutor
 
@@ -96,11 +103,9 @@ class VerifyingWriter:
         if self.written < 8:
             self.head = (self.head + bytes(chunk[: 8 - self.written]))[:8]
         if self._pool is not None:
-            data = bytes(chunk)  # the caller reuses its buffer
-            if self._pending is not None:
-                self._pending.result()
-            self._pending = self._pool.submit(self._hash.update, data)
-            chunk = data
+            if len(self._pending) >= HASH_IN_FLIGHT:
+                self._pending.popleft().result()  # that chunk's buffer may be reused after this
+            self._pending.append(self._pool.submit(self._hash.update, chunk))
         else:
             self._hash.update(chunk)
         if self._fd is not None:
@@ -112,9 +117,8 @@ class VerifyingWriter:
         self.written += n
 
     def _drain(self) -> None:
-        if self._pending is not None:
-            self._pending.result()
-            self._pending = None
+        while self._pending:
+            self._pending.popleft().result()
 
     def close(self) -> None:
         self._drain()

@@ -39,6 +39,10 @@ __all__ = ["Engine", "FetchResult", "as_spec", "as_ref", "is_wasm_preamble"]
 
 log = logging.getLogger("pkgloader")
 
+#: downloads of at least this size are hard-linked to the output instead of copied
+#: (one write to disk instead of two; see ``Cache.copy_blob``)
+SHARE_MIN = 8 * 1024 * 1024
+
 Progress = Callable[[str, int | None], Callable[[int], None]]
 
 
@@ -329,8 +333,10 @@ class Engine:
                 hint="pass --overwrite to replace it, or choose another path with -o",
             )
         cached = yield from self.ensure_content_flow(rel, source)
+        # a large download is linked, not copied, to the output: written to disk once
+        share = not cached and rel.size is not None and rel.size >= SHARE_MIN
         try:
-            self.cache.copy_blob(rel.digest, out, overwrite=overwrite)
+            self.cache.copy_blob(rel.digest, out, overwrite=overwrite, share=share)
         except OSError as exc:
             from ._errors import LocalIOError
 

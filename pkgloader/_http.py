@@ -50,7 +50,9 @@ class Request:
     headers: dict[str, str] = field(default_factory=dict)
     content: bytes | Iterable[bytes] | None = None
     #: when set, the body is streamed into this callable chunk by chunk instead of
-    #: being read into ``Response.content`` (used for blobs; the sink hashes and writes)
+    #: being read into ``Response.content`` (used for blobs; the sink hashes and writes).
+    #: A chunk may be a view of a buffer the transport reuses: it stays valid until the
+    #: sink returns from its ``HASH_IN_FLIGHT``-th next call (see ``_digest``), no longer
     sink: Callable[[bytes], None] | None = None
     #: cap on the body size read into memory (manifests, JSON); exceeding it raises
     max_body: int | None = 16 * 1024 * 1024

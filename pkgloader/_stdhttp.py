@@ -5,7 +5,7 @@ buys nothing (no HTTP/2 without TLS) but costs ~60 ms of imports per process, an
 streaming API copies every chunk; the standard library's ``http.client`` still costs ~13 ms
 of imports (the ``email`` package) per process. This module imports only ``socket``: it
 keeps a small keep-alive pool per host, disables Nagle, and streams bodies with
-``recv_into`` into one reused buffer. ``https://`` URLs keep going through httpx (HTTP/2 via
+``recv_into`` into a few reused buffers. ``https://`` URLs keep going through httpx (HTTP/2 via
 ALPN). Redirects, retries and backoff are the shared policy in ``_http``.
 
 What it speaks (RFC 9112, client side): one request at a time per connection; bodies framed
@@ -257,11 +257,16 @@ class StdTransport:
                 return
         conn.close()
 
-    def _buffer(self) -> bytearray:
-        buf = getattr(self._local, "buf", None)
-        if buf is None:
-            buf = self._local.buf = bytearray(_BUF)
-        return buf
+    def _buffers(self) -> tuple[memoryview, ...]:
+        """Receive buffers per thread, used in turn: a chunk handed to a sink stays valid
+        until the sink returns from its ``HASH_IN_FLIGHT``-th next call (the verifying
+        writer hashes chunks on a helper thread while the next ones are received)."""
+        bufs = getattr(self._local, "bufs", None)
+        if bufs is None:
+            from ._digest import HASH_IN_FLIGHT
+
+            bufs = self._local.bufs = tuple(memoryview(bytearray(_BUF)) for _ in range(HASH_IN_FLIGHT + 1))
+        return bufs  # type: ignore[no-any-return]
 
     # --- one request ------------------------------------------------------------------
 
@@ -339,12 +344,13 @@ class StdTransport:
                 conn.close()
             return redirect
         if req.sink is not None and 200 <= status < 300:
-            buf = self._buffer()
-            view = memoryview(buf)
+            views = self._buffers()
             sink = req.sink
             readinto = reader.readinto
-            while n := readinto(view):
-                sink(view[:n])
+            turn = 0
+            while n := readinto(views[turn]):
+                sink(views[turn][:n])
+                turn = (turn + 1) % len(views)
             content = b""
         else:
             content = reader.read(req.max_body)

@@ -257,3 +257,43 @@ def test_multi_package_fetch_reuses_connections(registry, registry_config, wit_p
         assert len(results) == 8
         # 8 packages x (tags + manifest + blob) = 24 requests over at most 4 pooled connections
         assert 1 <= fwd.connections <= 4
+
+
+def _custom_section(name: bytes, payload: bytes) -> bytes:
+    def leb(n: int) -> bytes:
+        out = bytearray()
+        while True:
+            byte, n = n & 0x7F, n >> 7
+            out.append(byte | (0x80 if n else 0))
+            if not n:
+                return bytes(out)
+
+    body = leb(len(name)) + name + payload
+    return b"\x00" + leb(len(body)) + body
+
+
+def test_large_cold_fetch_is_written_to_disk_once(registry, registry_config, wit_package, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A download of SHARE_MIN bytes or more is hard-linked to the output, not copied; the
+    cache still never serves bytes that no longer match (an output edited in place)."""
+    from pkgloader._engine import SHARE_MIN
+
+    registry_config(registry)
+    big = wit_package("test", "big", "1.0.0").read_bytes() + _custom_section(b"padding", os.urandom(SHARE_MIN + 1000))
+    src = tmp_path / "big-src.wasm"
+    src.write_bytes(big)
+    with Client() as c:
+        c.publish(src, "test:big@1.0.0")
+        first = c.fetch("test:big@=1.0.0", tmp_path / "out" / "big.wasm")
+        blob = c.engine.cache.blob_path(first.release.digest)
+        assert not first.from_cache and first.path.read_bytes() == big
+        assert os.path.samefile(first.path, blob)
+        again = c.fetch("test:big@=1.0.0", tmp_path / "again.wasm")  # from the cache: a copy
+        assert again.from_cache and not os.path.samefile(again.path, blob)
+        with open(first.path, "r+b") as f:  # a tool rewrites the first output in place
+            f.seek(len(big) - 10)
+            f.write(b"0123456789")
+        registry.mark()
+        third = c.fetch("test:big@=1.0.0", tmp_path / "third.wasm")
+    assert not third.from_cache and third.path.read_bytes() == big
+    assert registry.requests() == [("GET", f"/v2/test/big/blobs/{first.release.digest}")]
+    assert again.path.read_bytes() == big  # the copy was never touched

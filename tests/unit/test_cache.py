@@ -46,12 +46,15 @@ def test_writer_hashes_every_chunk(tmp_path, monkeypatch, parallel):
     if parallel:
         monkeypatch.setattr(_digest, "PARALLEL_HASH_MIN", 1)
     data = os.urandom(300_000)
-    buf = bytearray(8192)  # one reused buffer, the way the HTTP layer hands out chunks
+    # buffers used in turn, the way the HTTP layer hands out chunks: a chunk stays valid
+    # until the HASH_IN_FLIGHT-th next write returns, and is overwritten right after
+    bufs = [bytearray(8192) for _ in range(_digest.HASH_IN_FLIGHT + 1)]
     with open(tmp_path / "out", "w+b") as f:
         w = VerifyingWriter(f, _digest_of(data), len(data), what="blob", origin="here")
         assert (w._pool is not None) is parallel
-        for i in range(0, len(data), len(buf)):
-            piece = data[i:i + len(buf)]
+        for turn, i in enumerate(range(0, len(data), 8192)):
+            buf = bufs[turn % len(bufs)]
+            piece = data[i:i + 8192]
             buf[: len(piece)] = piece
             w.write(memoryview(buf)[: len(piece)])
         w.verify()
@@ -247,3 +250,69 @@ def test_concurrent_processes_share_one_blob(tmp_path):
     assert len(blobs) == 1
     assert cache.has_verified_blob(Digest("sha256", blobs[0].name), n)
     assert _leftovers(cache) == []
+
+
+# --- sharing a large download with the output ---------------------------------------------
+
+
+def test_shared_output_is_one_file_with_the_cache_entry(tmp_path):
+    cache = Cache(tmp_path / "cache")
+    data = os.urandom(50_000)
+    _ingest(cache, data)
+    blob = cache.blob_path(_digest_of(data))
+    out = tmp_path / "out" / "big.wasm"
+    cache.copy_blob(_digest_of(data), out, overwrite=False, share=True)
+    assert out.read_bytes() == data
+    assert os.path.samefile(out, blob)  # written once
+    assert os.stat(out).st_mode & 0o777 == 0o644 & ~_current_umask()  # the user's usual mode
+    assert [p.name for p in out.parent.iterdir()] == ["big.wasm"]  # no temp names left
+    # a later copy to another output is a copy: editing one output never reaches another
+    other = tmp_path / "other.wasm"
+    cache.copy_blob(_digest_of(data), other, overwrite=False)
+    assert not os.path.samefile(other, blob)
+
+
+def test_editing_a_shared_output_in_place_is_caught_by_the_cache(tmp_path):
+    cache = Cache(tmp_path / "cache")
+    data = os.urandom(50_000)
+    _ingest(cache, data)
+    out = tmp_path / "big.wasm"
+    cache.copy_blob(_digest_of(data), out, overwrite=False, share=True)
+    with open(out, "r+b") as f:  # a tool that rewrites its input in place
+        f.write(b"changed")
+    assert not cache.has_verified_blob(_digest_of(data), len(data))  # discarded, not served
+    assert not cache.blob_path(_digest_of(data)).exists()
+    assert out.read_bytes().startswith(b"changed")  # the user's file is theirs
+
+
+def test_share_falls_back_to_a_copy_when_links_fail(tmp_path, monkeypatch):
+    cache = Cache(tmp_path / "cache")
+    data = os.urandom(5_000)
+    _ingest(cache, data)
+
+    def no_links(src, dst, **kw):  # another file system
+        raise OSError(18, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "link", no_links)
+    out = tmp_path / "o.wasm"
+    cache.copy_blob(_digest_of(data), out, overwrite=True, share=True)
+    assert out.read_bytes() == data
+    assert not os.path.samefile(out, cache.blob_path(_digest_of(data)))
+
+
+def test_share_refuses_to_overwrite_too(tmp_path):
+    cache = Cache(tmp_path / "cache")
+    data = os.urandom(5_000)
+    _ingest(cache, data)
+    out = tmp_path / "o.wasm"
+    out.write_bytes(b"precious")
+    with pytest.raises(OutputExists):
+        cache.copy_blob(_digest_of(data), out, overwrite=False, share=True)
+    assert out.read_bytes() == b"precious"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "o.wasm"]
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
