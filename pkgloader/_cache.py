@@ -19,25 +19,24 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
-import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+from ._log import get_logger
 from ._digest import Digest, VerifyingWriter
 from ._errors import LocalIOError
-from ._fsutil import _umask, atomic_write_bytes, fsync_dir
+from ._fsutil import _umask, atomic_write_bytes, fsync_dir, make_temp
 from ._ref import PackageRef
 from ._release import Release
 from ._semver import Version
 
 __all__ = ["Cache", "CacheEntry"]
 
-log = logging.getLogger("pkgloader")
+log = get_logger()
 
 _READ_CHUNK = 1 << 20
 
@@ -133,7 +132,7 @@ class Cache:
         place. On any error (including a mismatch) nothing is kept."""
         tmp_dir = self.root / "tmp"
         tmp_dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f"{digest.hex[:16]}.", suffix=".part", dir=tmp_dir)
+        fd, tmp = make_temp(tmp_dir, f"{digest.hex[:16]}.")
         try:
             with os.fdopen(fd, "w+b") as f:
                 writer = VerifyingWriter(f, digest, size, what=what, origin=origin)
@@ -178,7 +177,7 @@ class Cache:
         tmp = _link_beside(src, dest) if share else None
         try:
             if tmp is None:
-                fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+                fd, tmp = make_temp(dest.parent, f".{dest.name}.")
                 with os.fdopen(fd, "wb") as out, open(src, "rb") as inp:
                     _kernel_copy(inp, out)
                     out.flush()
@@ -362,10 +361,8 @@ def _atime(path: Path) -> float:
 def _link_beside(src: Path, dest: Path) -> str | None:
     """A hard link to ``src`` under a temporary name next to ``dest``; None where links do
     not work (another file system, no hard links, too many links)."""
-    import secrets
-
     for _ in range(3):
-        tmp = str(dest.parent / f".{dest.name}.{secrets.token_hex(4)}.part")
+        tmp = str(dest.parent / f".{dest.name}.{os.urandom(6).hex()}.part")
         try:
             os.link(src, tmp)
             return tmp

@@ -36,7 +36,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import logging
 import os
 import re
 import threading
@@ -44,12 +43,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from ._log import get_logger
 from ._config import SECRET_MASK, Config
 from ._errors import ConfigError
 
 __all__ = ["Credentials", "find_credentials", "env_host_key", "clear_cache", "HELPER_TIMEOUT"]
 
-log = logging.getLogger("pkgloader")
+log = get_logger()
 
 #: Seconds a ``docker-credential-*`` helper may take to answer (tests lower it).
 HELPER_TIMEOUT = 10.0

@@ -7,13 +7,13 @@ the cache and to a file, and publishing. ``Client`` and ``AsyncClient`` only dri
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from ._log import get_logger
 from ._cache import Cache
 from ._config import Config
 from ._errors import (
@@ -37,7 +37,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["Engine", "FetchResult", "as_spec", "as_ref", "is_wasm_preamble"]
 
-log = logging.getLogger("pkgloader")
+log = get_logger()
 
 #: downloads of at least this size are hard-linked to the output instead of copied
 #: (one write to disk instead of two; see ``Cache.copy_blob``)

@@ -9,13 +9,13 @@ objects and is sent back :class:`Response` objects. :class:`SyncTransport` and
 
 from __future__ import annotations
 
-import logging
 import re
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Generator, Iterable, Mapping, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
+from ._log import get_logger
 from ._errors import NetworkError, PkgLoaderError, RegistryTimeout, TLSError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     import httpx
 
-log = logging.getLogger("pkgloader")
+log = get_logger()
 
 T = TypeVar("T")
 

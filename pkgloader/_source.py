@@ -9,12 +9,12 @@ sans-I/O flow (see ``_http``), driven by the sync or the async client.
 from __future__ import annotations
 
 import json
-import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ._log import get_logger
 from ._config import Config, RegistryChoice, RegistryConfig
 from ._errors import ConfigError, RegistryError
 from ._http import Flow, HttpSettings, Request, Response, is_loopback_host, redact_url, split_host
@@ -23,7 +23,7 @@ from ._ref import PackageRef
 
 __all__ = ["Source", "MetadataResult", "discovery_flow", "source_flow", "resolve_source", "http_settings", "metadata_scheme", "oci_scheme"]
 
-log = logging.getLogger("pkgloader")
+log = get_logger()
 
 METADATA_MAX_BYTES = 64 * 1024
 
@@ -122,7 +122,7 @@ def write_cached_metadata(cache_dir: Path, registry: str, url: str, meta: Regist
     path = _cache_file(cache_dir, registry)
     data = {"registry": registry, "url": url, "fetched_at": time.time(), "metadata": meta.to_json() if meta else None}
     try:
-        atomic_write_bytes(path, json.dumps(data, sort_keys=True).encode())
+        atomic_write_bytes(path, json.dumps(data, sort_keys=True).encode(), durable=False)  # a cache
     except OSError as exc:  # a cache we cannot write is not fatal
         log.debug("cannot write metadata cache %s: %s", path, exc)
 

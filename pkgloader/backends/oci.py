@@ -7,7 +7,6 @@ client. Repository ``<oci registry>/<namespacePrefix><namespace>/<name>``, tag =
 from __future__ import annotations
 
 import json
-import logging
 import re
 import time
 from dataclasses import dataclass, field
@@ -15,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 from urllib.parse import urljoin, urlsplit
 
+from .._log import get_logger
 from .._auth import AuthSession, authed
 from .._digest import Digest, sha256_digest
 from .._errors import (
@@ -33,7 +33,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .._credentials import Credentials
     from .._source import Source
 
-log = logging.getLogger("pkgloader")
+log = get_logger()
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"

@@ -55,7 +55,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
 import re
 import sys
@@ -69,6 +68,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 from urllib.parse import urljoin, urlsplit
 
+from .._log import get_logger
 from .._digest import Digest
 from .._errors import (
     AuthError,
@@ -98,7 +98,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["list_versions_flow", "resolve_flow", "content_flow", "FETCH_LOGS_LIMIT", "state_path"]
 
-log = logging.getLogger("pkgloader")
+log = get_logger()
 
 #: records per log and ``fetch/logs`` page (the protocol allows 1..1000; its default is 100)
 FETCH_LOGS_LIMIT = 100

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
+from .. import _log
 from .._errors import EXIT_CODES, PkgLoaderError
 
-log = logging.getLogger("pkgloader")
+if TYPE_CHECKING:  # pragma: no cover
+    import logging
+
+log = _log.get_logger()
 
 EPILOG = "exit codes:\n" + "\n".join(f"  {code:>3}  {text}" for code, text in EXIT_CODES.items())
 
@@ -65,16 +68,17 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-class _Formatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        level = record.levelname.lower()
-        return f"{level}: {record.getMessage()}"
+def _format(record: logging.LogRecord) -> str:
+    return f"{record.levelname.lower()}: {record.getMessage()}"
 
 
 _LOGGERS = ("pkgloader", "httpx", "httpcore")
+Saved = list[tuple["logging.Logger", list["logging.Handler"], int, bool]]
 
 
-def _save_logging() -> list[tuple[logging.Logger, list[logging.Handler], int, bool]]:
+def _save_logging() -> Saved:
+    import logging
+
     saved = []
     for name in _LOGGERS:
         lg = logging.getLogger(name)
@@ -82,7 +86,7 @@ def _save_logging() -> list[tuple[logging.Logger, list[logging.Handler], int, bo
     return saved
 
 
-def _restore_logging(saved: list[tuple[logging.Logger, list[logging.Handler], int, bool]]) -> None:
+def _restore_logging(saved: Saved) -> None:
     """Undo _setup_logging, so an in-process caller (a build tool, a test) is left as it was."""
     for lg, handlers, level, propagate in saved:
         lg.handlers[:] = handlers
@@ -91,8 +95,12 @@ def _restore_logging(saved: list[tuple[logging.Logger, list[logging.Handler], in
 
 
 def _setup_logging(verbose: int, quiet: bool) -> None:
+    import logging
+
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_Formatter())
+    formatter = logging.Formatter()
+    formatter.format = _format  # type: ignore[method-assign]
+    handler.setFormatter(formatter)
     root = logging.getLogger("pkgloader")
     root.handlers[:] = [handler]
     root.propagate = False
@@ -117,12 +125,28 @@ def run(argv: Sequence[str]) -> int:
     except SystemExit as exc:
         return int(exc.code or 0)
     verbose = getattr(args, "verbose", 0)
-    saved = _save_logging()
-    _setup_logging(verbose, getattr(args, "quiet", False))
+    quiet = getattr(args, "quiet", False)
+    if verbose or "logging" in sys.modules:
+        saved = _save_logging()
+        _setup_logging(verbose, quiet)
+        try:
+            return _dispatch(args, verbose)
+        finally:
+            _restore_logging(saved)
+    # nothing has imported logging: set it up only if a warning is actually logged (see _log)
+    used: list[Saved] = []
+
+    def set_up() -> None:
+        used.append(_save_logging())
+        _setup_logging(verbose, quiet)
+
+    _log.on_first_use(set_up)
     try:
         return _dispatch(args, verbose)
     finally:
-        _restore_logging(saved)
+        _log.on_first_use(None)
+        if used:
+            _restore_logging(used[0])
 
 
 def _dispatch(args: argparse.Namespace, verbose: int) -> int:

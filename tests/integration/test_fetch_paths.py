@@ -77,7 +77,8 @@ def test_warm_cli_fetch_does_not_import_http_stack(registry, registry_config, wi
     # the cold fetch from a plain-HTTP registry needs sockets, not an HTTP library, TLS or asyncio
     cold = {line.split("|")[-1].strip() for line in first.stderr.splitlines() if line.startswith("import time:")}
     assert {"socket", "pkgloader._stdhttp"} <= cold
-    assert not cold & {"httpx", "httpcore", "http.client", "ssl", "asyncio", "subprocess", "pkgloader._project"}
+    assert not cold & {"httpx", "httpcore", "http.client", "ssl", "asyncio", "subprocess", "pkgloader._project",
+                       "logging", "tempfile"}
     registry.mark()
     warm = subprocess.run(cli + [str(tmp_path / "2.wasm")], env=env, capture_output=True, text=True, cwd=tmp_path)
     assert warm.returncode == 0, warm.stderr
@@ -297,3 +298,21 @@ def test_large_cold_fetch_is_written_to_disk_once(registry, registry_config, wit
     assert not third.from_cache and third.path.read_bytes() == big
     assert registry.requests() == [("GET", f"/v2/test/big/blobs/{first.release.digest}")]
     assert again.path.read_bytes() == big  # the copy was never touched
+
+
+def test_cli_warnings_without_logging_imported_up_front(registry, registry_config, wit_package, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The CLI imports ``logging`` only when something is logged: a warning still comes out
+    as 'warning: ...' on stderr, and -q still silences it."""
+    published(registry, registry_config, wit_package)
+    docker = Path(os.environ["DOCKER_CONFIG"])
+    docker.mkdir(parents=True, exist_ok=True)
+    (docker / "config.json").write_text(json.dumps({"credsStore": "pkgloader-test-absent"}))
+    cli = [sys.executable, "-m", "pkgloader", "fetch", "test:pkg@=0.2.0", "-o"]
+    loud = subprocess.run(cli + [str(tmp_path / "1.wasm")], capture_output=True, text=True, cwd=tmp_path)
+    assert loud.returncode == 0, loud.stderr
+    assert loud.stderr.startswith("warning: ")
+    assert "docker-credential-pkgloader-test-absent" in loud.stderr and "not on PATH" in loud.stderr
+    cold_again = dict(os.environ, PKGLOADER_CACHE_DIR=str(tmp_path / "another-cache"))
+    quiet = subprocess.run(cli + [str(tmp_path / "2.wasm"), "-q"], capture_output=True, text=True, cwd=tmp_path,
+                           env=cold_again)
+    assert quiet.returncode == 0 and quiet.stderr == ""

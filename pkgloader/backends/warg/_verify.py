@@ -24,11 +24,11 @@ leaves ``previous`` untouched and poisons the update.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Callable, Iterable, Mapping, ParamSpec, Sequence, TypeVar
 
+from ..._log import get_logger
 from ..._errors import (
     PackageNotFound,
     PkgLoaderError,
@@ -65,7 +65,7 @@ from ._state import (
 
 __all__ = ["VerifiedState", "Update", "verify_update", "STATE_FORMAT"]
 
-logger = logging.getLogger("pkgloader")
+logger = get_logger()
 
 _T = TypeVar("_T")
 _P = ParamSpec("_P")
