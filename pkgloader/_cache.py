@@ -61,6 +61,11 @@ class Cache:
         self.root = Path(root)
         self.durable = durable
 
+    @staticmethod
+    def _mkdir(path: Path) -> None:
+        # not remembered between calls: another process (cache clean) may remove it
+        path.mkdir(parents=True, exist_ok=True)
+
     # --- paths --------------------------------------------------------------------------
 
     def blob_path(self, digest: Digest) -> Path:
@@ -131,8 +136,9 @@ class Cache:
         """Yield a writer; on clean exit the content is verified and moved into
         place. On any error (including a mismatch) nothing is kept."""
         tmp_dir = self.root / "tmp"
-        tmp_dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp = make_temp(tmp_dir, f"{digest.hex[:16]}.")
+        self._mkdir(tmp_dir)
+        # created read-only (the descriptor still writes): blobs are never modified in place
+        fd, tmp = make_temp(tmp_dir, f"{digest.hex[:16]}.", mode=_BLOB_MODE)
         try:
             with os.fdopen(fd, "w+b") as f:
                 writer = VerifyingWriter(f, digest, size, what=what, origin=origin)
@@ -145,15 +151,20 @@ class Cache:
                 if self.durable:
                     os.fsync(f.fileno())
             final = self.blob_path(digest)
-            final.parent.mkdir(parents=True, exist_ok=True)
-            os.chmod(tmp, 0o444)
-            with self.lock(digest):  # one writer per entry, even across processes
-                if final.exists() and self.has_verified_blob(digest, size):
-                    os.unlink(tmp)  # another process committed it first
-                else:
-                    os.replace(tmp, final)
-                    if self.durable:
-                        fsync_dir(final.parent)
+            self._mkdir(final.parent)
+            if os.name == "nt":  # pragma: no cover - a replace fails there while a reader has the file open
+                os.chmod(tmp, 0o444)
+                with self.lock(digest):
+                    if final.exists() and self.has_verified_blob(digest, size):
+                        os.unlink(tmp)  # another process committed it first
+                    else:
+                        os.replace(tmp, final)
+            else:
+                # Several processes may commit the same blob: each renames its own verified
+                # copy into place atomically, readers see one complete file or the other
+                os.replace(tmp, final)
+            if self.durable:
+                fsync_dir(final.parent)
         except BaseException:
             try:
                 os.unlink(tmp)
@@ -173,17 +184,18 @@ class Cache:
         from ._errors import OutputExists
 
         src = self.blob_path(digest)
-        dest.parent.mkdir(parents=True, exist_ok=True)
+        self._mkdir(dest.parent)
         tmp = _link_beside(src, dest) if share else None
         try:
             if tmp is None:
-                fd, tmp = make_temp(dest.parent, f".{dest.name}.")
+                fd, tmp = make_temp(dest.parent, f".{dest.name}.", mode=0o644)  # less the umask
                 with os.fdopen(fd, "wb") as out, open(src, "rb") as inp:
                     _kernel_copy(inp, out)
                     out.flush()
                     if self.durable:
                         os.fsync(out.fileno())
-            os.chmod(tmp, 0o644 & ~_umask())
+            else:
+                os.chmod(tmp, 0o644 & ~_umask())  # the shared file takes the output's usual mode
             if overwrite:
                 os.replace(tmp, dest)
             else:
@@ -356,6 +368,9 @@ def _atime(path: Path) -> float:
         return max(st.st_atime, st.st_mtime)
     except OSError:
         return 0.0
+
+
+_BLOB_MODE = 0o444 if os.name != "nt" else 0o600
 
 
 def _link_beside(src: Path, dest: Path) -> str | None:

@@ -13,14 +13,15 @@ _TEMP_FLAGS = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) 
     | getattr(os, "O_BINARY", 0)
 
 
-def make_temp(directory: Path | str, prefix: str, suffix: str = ".part") -> tuple[int, str]:
-    """Create a new private (0600) file with a random name in ``directory``; returns the
-    open descriptor and the path. ``tempfile.mkstemp`` without importing ``tempfile``
-    (which pulls in ``shutil`` and ``random``: ~4 ms on every start)."""
+def make_temp(directory: Path | str, prefix: str, suffix: str = ".part", *, mode: int = 0o600) -> tuple[int, str]:
+    """Create a new file with a random name in ``directory``, with ``mode`` (less the umask;
+    the descriptor is read-write whatever the mode); returns the open descriptor and the
+    path. ``tempfile.mkstemp`` without importing ``tempfile`` (which pulls in ``shutil``
+    and ``random``: ~4 ms on every start), and without a chmod afterwards."""
     for _ in range(100):
         path = os.path.join(directory, f"{prefix}{os.urandom(6).hex()}{suffix}")
         try:
-            return os.open(path, _TEMP_FLAGS, 0o600), path
+            return os.open(path, _TEMP_FLAGS, mode), path
         except FileExistsError:
             continue
     raise FileExistsError(f"no free temporary name in {directory}")
@@ -45,14 +46,13 @@ def atomic_writer(path: Path, *, mode: int = 0o644, durable: bool = True) -> Ite
     """Yield a temp file next to ``path``; on clean exit it is fsynced and renamed over
     ``path``. On any exception the temp file is removed and ``path`` is untouched."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = make_temp(path.parent, f".{path.name}.")
+    fd, tmp = make_temp(path.parent, f".{path.name}.", mode=mode)  # the umask applies, as for open()
     try:
         with os.fdopen(fd, "wb") as f:
             yield f
             f.flush()
             if durable:
                 os.fsync(f.fileno())
-        os.chmod(tmp, mode & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         try:
