@@ -105,6 +105,7 @@ class Engine:
         self.offline = offline
         self.strict = config.settings.strict.value if strict is None else strict
         self._strict_flag = strict is True
+        self._fingerprint: str | None = None  # of the config inputs, for warm-fetch memos
         self._auth: AuthSession | None = None
         self.progress = progress
         self._creds: dict[tuple[str, str], Credentials | None] = {}
@@ -342,7 +343,8 @@ class Engine:
 
             raise LocalIOError(f"cannot write {str(out)!r}: {exc.strerror or exc}",
                                details=["nothing was written"]) from None
-        self.cache.touch(rel.digest)
+        if cached:  # a fresh download is recent already
+            self.cache.touch(rel.digest)
         if spec.exact_version is not None:
             self._remember(spec, rel)
         return FetchResult(rel, out, cached)
@@ -354,8 +356,11 @@ class Engine:
             return  # warg: a later yank must be seen, so no memo
         from . import _warm
 
-        fp = _warm.fingerprint(inputs[0], list(inputs[1]), inputs[2], self._strict_flag)
+        # once per engine: the inputs as they were when this engine's config was loaded
+        fp = self._fingerprint
         if fp is None:
+            fp = self._fingerprint = _warm.fingerprint(inputs[0], list(inputs[1]), inputs[2], self._strict_flag) or ""
+        if not fp:
             return
         _warm.write_memo(str(self.cache.root), fp, str(spec), {
             "package": str(rel.package), "version": str(rel.version), "digest": str(rel.digest),
