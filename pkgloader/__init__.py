@@ -77,7 +77,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str):  # type: ignore[no-untyped-def]
+def __getattr__(name: str) -> object:
     module = _LAZY.get(name) or ("._errors" if name in __all__ else None)
     if module is None:
         raise AttributeError(f"module 'pkgloader' has no attribute {name!r}")

@@ -126,7 +126,7 @@ class Cache:
             except ImportError:  # pragma: no cover - Windows: msvcrt locks a byte range
                 import msvcrt
 
-                msvcrt.locking(fd, msvcrt.LK_LOCK, 1)
+                msvcrt.locking(fd, msvcrt.LK_LOCK, 1)  # type: ignore[attr-defined]
             yield
         finally:
             os.close(fd)  # closing releases the lock

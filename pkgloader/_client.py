@@ -203,7 +203,7 @@ class Client(_Base):
             if registry is None:
                 from ._http import run_sync
 
-                return run_sync(make(), lambda: None)  # type: ignore[arg-type,return-value]
+                return run_sync(make(), lambda: None)
             return self._run(registry, make())
         except PackageNotFound as exc:
             from ._resolver import VersionsRequest
@@ -235,7 +235,7 @@ class Client(_Base):
                 annotations: dict[str, str] | None = None, force: bool = False) -> PublishResult:
         """Push a wasm file as the CNCF Wasm OCI artifact ``package`` (``ns:name@1.2.3``)."""
         ref, version = parse_publish_target(package)
-        return self._run(self._registry(ref),  # type: ignore[no-any-return]
+        return self._run(self._registry(ref),
                          self.engine.publish_flow(Path(path), (ref, version), annotations=annotations or {},
                                                   force=force))
 
@@ -356,7 +356,7 @@ class AsyncClient(_Base):
             if registry is None:
                 from ._http import run_sync
 
-                return run_sync(make(), lambda: None)  # type: ignore[arg-type,return-value]
+                return run_sync(make(), lambda: None)
             return await self._run(registry, make())
         except PackageNotFound as exc:
             from ._resolver import VersionsRequest
@@ -395,7 +395,7 @@ class AsyncClient(_Base):
     async def publish(self, path: PathLike, package: str | tuple[PackageRef, Version], *,
                       annotations: dict[str, str] | None = None, force: bool = False) -> PublishResult:
         ref, version = parse_publish_target(package)
-        return await self._run(self._registry(ref),  # type: ignore[no-any-return]
+        return await self._run(self._registry(ref),
                                self.engine.publish_flow(Path(path), (ref, version), annotations=annotations or {},
                                                         force=force))
 

@@ -21,8 +21,6 @@ from ._errors import NetworkError, PkgLoaderError, RegistryTimeout, TLSError
 if TYPE_CHECKING:  # pragma: no cover
     import ssl
 
-    import httpx
-
 log = get_logger()
 
 T = TypeVar("T")
@@ -356,7 +354,7 @@ def run_sync(flow: Flow[T], transport: Callable[[], Any]) -> T:
                 continue
             req = flow.send(resp)
     except StopIteration as stop:
-        return stop.value  # type: ignore[no-any-return]
+        return stop.value
 
 
 async def run_async(flow: Flow[T], transport: Callable[[], AsyncTransport]) -> T:
@@ -372,7 +370,7 @@ async def run_async(flow: Flow[T], transport: Callable[[], AsyncTransport]) -> T
                 continue
             req = flow.send(resp)
     except StopIteration as stop:
-        return stop.value  # type: ignore[no-any-return]
+        return stop.value
 
 
 MAX_REDIRECTS = 10
@@ -402,7 +400,7 @@ def _policy(req: Request, retries: int) -> Generator[tuple[str, Any], Any, Respo
             delay = backoff_delay(attempt, parse_retry_after(outcome.header("retry-after")))
             log.debug("retrying %s %s after HTTP %d (%.2fs)", req.method, redact_url(req.url), outcome.status, delay)
         else:
-            return outcome  # type: ignore[no-any-return]
+            return outcome
         attempt += 1
         if req.on_retry:
             req.on_retry()
@@ -520,7 +518,7 @@ class AsyncTransport:
     async def _send_once(self, req: Request) -> Response | Request:
         client = self._client
         content = req.content
-        request = client.build_request(req.method, req.url, headers=req.headers, content=content,  # type: ignore[arg-type]
+        request = client.build_request(req.method, req.url, headers=req.headers, content=content,
                                        timeout=req.timeout if req.timeout is not None else _USE_DEFAULT)
         resp = await client.send(request, stream=True)
         try:

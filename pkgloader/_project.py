@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 from ._config import Config, RegistryMapping, Setting
 from ._digest import Digest
 from ._errors import ConfigError, LocalIOError
-from ._lockfile import CARGO_COMPONENT_LOCK_FILE_NAME, LOCK_FILE_NAME, LockFile, verify_locked_digest
+from ._lockfile import CARGO_COMPONENT_LOCK_FILE_NAME, LockFile, verify_locked_digest
 from ._ref import PackageRef, PackageSpec
 from ._release import VersionInfo
 from ._resolver import DependenciesRequest, Requirement, Resolution, Resolver, VersionsRequest
@@ -175,7 +175,7 @@ class Provider:
             return self.engine.registry_for(ref), lambda: self._versions(ref)
         assert isinstance(request, DependenciesRequest)
         if request.path is not None:
-            return None, lambda: self._local_deps(request.path)  # type: ignore[arg-type]
+            return None, lambda: self._local_deps(request.path)
         return self.engine.registry_for(request.package), lambda: self._deps(request.package, request.version)
 
     def _versions(self, ref: PackageRef) -> Flow[list[VersionInfo]]:

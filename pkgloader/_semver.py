@@ -22,9 +22,8 @@ Terminology: a *comparator* is one ``op version`` term of a requirement (``>=0.2
 from __future__ import annotations
 
 import re
-import unicodedata
 from functools import lru_cache
-from typing import ClassVar, Iterable, Iterator, NoReturn, Union
+from typing import Any, ClassVar, Iterable, Iterator, NoReturn, Union
 
 from ._errors import InputError, InvalidVersion, InvalidVersionReq
 
@@ -98,6 +97,8 @@ def _unexpected(ch: str) -> str:
 
 
 def _cell(ch: str) -> tuple[str, int]:
+    import unicodedata  # error messages only
+
     if ch.isprintable():
         if unicodedata.combining(ch):
             return ch, 0
@@ -479,6 +480,8 @@ class Version:
     patch: int
     pre: tuple[PreId, ...]
     build: tuple[str, ...]
+    _key: tuple[Any, ...]
+    _str: str | None
 
     def __init__(
         self,
@@ -641,7 +644,7 @@ def _parse_version(text: str) -> Version:
                 build = tuple(build_text.split(".")) if build_text else ()
                 return Version._make(int(major), int(minor), int(patch), pre, build, text)
     major_, minor_, patch_, pre_, build_ = _scan_version(text)  # raises _Syntax for bad input
-    return Version._make(major_, minor_, patch_, pre_, build_, text)  # type: ignore[arg-type]
+    return Version._make(major_, minor_, patch_, pre_, build_, text)
 
 
 @lru_cache(maxsize=4096)
@@ -674,6 +677,7 @@ class Comparator:
     minor: int | None
     patch: int | None
     pre: tuple[PreId, ...]
+    _pre_key: tuple[Any, ...]
 
     _OPS: ClassVar[frozenset[str]] = frozenset(("=", ">", ">=", "<", "<=", "~", "^", "*"))
 
@@ -876,6 +880,7 @@ class VersionReq:
     __slots__ = ("comparators", "_str")
 
     comparators: tuple[Comparator, ...]
+    _str: str | None
     STAR: ClassVar[VersionReq]
 
     def __init__(self, comparators: Iterable[Comparator] = ()) -> None:

@@ -26,7 +26,8 @@ def try_fetch(argv: list[str]) -> int | None:
 
 
 def _try_fetch(argv: list[str]) -> int | None:
-    opts: dict[str, object] = {"config": []}
+    opts: dict[str, object] = {}
+    configs: list[str] = []
     spec = None
     i = 0
     while i < len(argv):
@@ -36,7 +37,7 @@ def _try_fetch(argv: list[str]) -> int | None:
                 return None
             key = _VALUE_OPTS[a]
             if key == "config":
-                opts["config"].append(argv[i + 1])  # type: ignore[union-attr]
+                configs.append(argv[i + 1])
             elif key in opts:
                 return None
             else:
@@ -61,7 +62,8 @@ def _try_fetch(argv: list[str]) -> int | None:
     if not cache_dir:
         return None
     cache_dir = os.path.expanduser(str(cache_dir))
-    fp = _warm.fingerprint(os.getcwd(), list(opts["config"]), opts.get("registry"), False)  # type: ignore[arg-type]
+    registry = opts.get("registry")
+    fp = _warm.fingerprint(os.getcwd(), configs, registry if isinstance(registry, str) else None, False)
     if fp is None:
         return None
     memo = _warm.read_memo(cache_dir, fp, spec)
