@@ -86,20 +86,30 @@ class VerifyingWriter:
         self.head = b""
         self._pool: Any = None
         self._pending: Any = deque()
+        self._unhashed = 0  # direct-mode bytes in the file not yet queued for hashing
         if size is not None and size >= PARALLEL_HASH_MIN:
             from concurrent.futures import ThreadPoolExecutor
 
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pkgloader-hash")
 
+    def __call__(self, chunk: bytes | memoryview) -> None:
+        """The writer is itself a sink (see ``Request.sink``)."""
+        self.write(chunk)
+
+    def _too_large(self) -> SizeMismatch:
+        return SizeMismatch(
+            f"content of {self.what} is larger than its manifest says",
+            details=[f"expected {self.size} bytes (manifest layer)", f"got      more than {self.size} bytes from {self.origin}",
+                     "nothing was kept"],
+            hint="retry; if it persists the registry is serving corrupted content",
+        )
+
     def write(self, chunk: bytes | memoryview) -> None:
         n = len(chunk)
         if self.size is not None and self.written + n > self.size:
-            raise SizeMismatch(
-                f"content of {self.what} is larger than its manifest says",
-                details=[f"expected {self.size} bytes (manifest layer)", f"got      more than {self.size} bytes from {self.origin}",
-                         "nothing was kept"],
-                hint="retry; if it persists the registry is serving corrupted content",
-            )
+            raise self._too_large()
+        if self._unhashed:  # bytes written directly come first
+            self._queue_unhashed()
         if self.written < 8:
             self.head = (self.head + bytes(chunk[: 8 - self.written]))[:8]
         if self._pool is not None:
@@ -116,7 +126,58 @@ class VerifyingWriter:
             self.out.write(chunk)
         self.written += n
 
+    # --- direct mode: the transport puts the bytes into the file itself --------------------
+
+    def direct(self) -> tuple[int, int] | None:
+        """``(fd, offset)`` when a transport may write the rest of the content straight into
+        the file at ``offset`` (with ``splice``, no copy through Python) and then report it
+        with :meth:`advance`; None when it must call ``write``. Only for large content
+        (the hashing thread reads the bytes back from the file, where they must be)."""
+        if self._pool is None or self._fd is None:
+            return None
+        return self._fd, self.written
+
+    def advance(self, n: int) -> None:
+        """``n`` more bytes were written into the file at the current offset by the
+        transport: count them and queue them for hashing, read back from the file."""
+        if self.size is not None and self.written + n > self.size:
+            raise self._too_large()
+        assert self._fd is not None and self._pool is not None
+        start = self.written
+        if start < 8:
+            self.head = (self.head + os.pread(self._fd, 8 - start, start))[:8]
+        self.written += n
+        os.lseek(self._fd, self.written, os.SEEK_SET)  # a later ``write`` continues from here
+        self._unhashed += n
+        if self._unhashed >= 4 << 20:
+            self._queue_unhashed()
+
+    def _queue_unhashed(self) -> None:
+        if not self._unhashed:
+            return
+        if len(self._pending) >= HASH_IN_FLIGHT:
+            self._pending.popleft().result()
+        assert self._pool is not None
+        self._pending.append(self._pool.submit(self._hash_file_range, self.written - self._unhashed, self._unhashed))
+        self._unhashed = 0
+
+    def _hash_file_range(self, start: int, n: int) -> None:
+        """On the hashing thread: hash ``n`` bytes of the file from ``start``."""
+        buf = getattr(self, "_rbuf", None)
+        if buf is None:
+            buf = self._rbuf = memoryview(bytearray(1 << 20))
+        assert self._fd is not None
+        end = start + n
+        while start < end:
+            got = os.preadv(self._fd, [buf[: min(len(buf), end - start)]], start)
+            if got <= 0:
+                raise OSError(f"the download's temporary file ended at {start} bytes, before {end}")
+            self._hash.update(buf[:got])
+            start += got
+
     def _drain(self) -> None:
+        if self._unhashed:
+            self._queue_unhashed()
         while self._pending:
             self._pending.popleft().result()
 

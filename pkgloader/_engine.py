@@ -97,6 +97,28 @@ def is_wasm_preamble(head: bytes) -> bool:
     return head[4:8] == b"\x01\x00\x00\x00" or head[6:8] == b"\x01\x00"
 
 
+class _Ticking:
+    """A sink that reports progress, and passes direct writes through (see
+    ``VerifyingWriter.direct``)."""
+
+    __slots__ = ("writer", "tick")
+
+    def __init__(self, writer: Any, tick: Callable[[int], None]) -> None:
+        self.writer = writer
+        self.tick = tick
+
+    def __call__(self, chunk: bytes) -> None:
+        self.writer.write(chunk)
+        self.tick(len(chunk))
+
+    def direct(self) -> tuple[int, int] | None:
+        return self.writer.direct()
+
+    def advance(self, n: int) -> None:
+        self.writer.advance(n)
+        self.tick(n)
+
+
 class Engine:
     def __init__(self, config: Config, *, offline: bool = False, strict: bool | None = None,
                  progress: Progress | None = None) -> None:
@@ -295,13 +317,7 @@ class Engine:
         origin = source.oci_registry or source.registry if source.backend == "oci" else source.location
         tick = self.progress(what, rel.size) if self.progress else None
         with self.cache.ingest(rel.digest, rel.size, what=what, origin=origin or source.registry) as w:
-            sink: Callable[[bytes], None]
-            if tick is None:
-                sink = w.write
-            else:
-                def sink(chunk: bytes, _w: Any = w, _t: Callable[[int], None] = tick) -> None:
-                    _w.write(chunk)
-                    _t(len(chunk))
+            sink: Callable[[bytes], None] = w if tick is None else _Ticking(w, tick)
             from .backends import get_backend
 
             yield from get_backend(source.backend).content_flow(self, source, rel, sink, w.reset)

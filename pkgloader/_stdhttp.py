@@ -5,7 +5,10 @@ buys nothing (no HTTP/2 without TLS) but costs ~60 ms of imports per process, an
 streaming API copies every chunk; the standard library's ``http.client`` still costs ~13 ms
 of imports (the ``email`` package) per process. This module imports only ``socket``: it
 keeps a small keep-alive pool per host, disables Nagle, and streams bodies with
-``recv_into`` into a few reused buffers. ``https://`` URLs keep going through httpx (HTTP/2 via
+``recv_into`` into a few reused buffers. On Linux, a large download whose sink can take
+direct writes (``VerifyingWriter.direct``) is moved from the socket into its file with
+``splice``, never passing through Python; the writer hashes it back from the file on
+another thread. ``https://`` URLs keep going through httpx (HTTP/2 via
 ALPN). Redirects, retries and backoff are the shared policy in ``_http``.
 
 What it speaks (RFC 9112, client side): one request at a time per connection; bodies framed
@@ -17,7 +20,9 @@ malformed status line or header, or a connection closed before any answer are er
 
 from __future__ import annotations
 
+import os
 import socket
+import sys
 import threading
 from typing import Any, Iterable
 
@@ -194,6 +199,11 @@ class _Body:
             return
         self.remaining = size
 
+    @property
+    def sized(self) -> bool:
+        """Framed by Content-Length (so the bytes still owed are known)."""
+        return not self.chunked and not self.until_close
+
     def read(self, limit: int | None) -> bytes:
         """The whole body (at most ``limit`` bytes, else :class:`BodyTooLarge`)."""
         if limit is not None and self.expected is not None and not self.chunked and self.expected > limit:
@@ -344,6 +354,14 @@ class StdTransport:
                 conn.close()
             return redirect
         if req.sink is not None and 200 <= status < 300:
+            direct = getattr(req.sink, "direct", None) if _SPLICE and reader.sized else None
+            target = direct() if direct is not None else None
+            if target is not None and _splice_body(conn, reader, req.sink, *target):
+                if keep and not conn.pending:
+                    self._put(key, conn)
+                else:
+                    conn.close()
+                return Response(status, headers, b"", req.url, version)
             views = self._buffers()
             sink = req.sink
             readinto = reader.readinto
@@ -359,6 +377,80 @@ class StdTransport:
         else:
             conn.close()
         return Response(status, headers, content, req.url, version)
+
+
+_SPLICE = sys.platform.startswith("linux") and hasattr(os, "splice")
+_SPLICE_CHUNK = 1 << 20
+
+
+def _splice_body(conn: _Conn, reader: _Body, sink: Any, fd: int, offset: int) -> bool:
+    """Move the rest of a Content-Length body from the socket into file ``fd`` at
+    ``offset`` with ``splice`` (socket -> pipe -> file, never through Python), reporting
+    each piece to ``sink.advance`` (which hashes it back from the file on another thread).
+    Bytes already received with the head go through ``sink`` as usual. Returns False,
+    having consumed nothing after those bytes, where splice does not work here; the
+    caller then reads the body the ordinary way."""
+    if conn.pending and reader.remaining:
+        n = min(len(conn.pending), reader.remaining)
+        chunk = bytes(conn.pending[:n])
+        del conn.pending[:n]
+        reader.remaining -= n
+        reader.got += n
+        sink(chunk)
+        offset += n
+    if reader.remaining == 0:
+        reader.done = True
+        return True
+    assert conn.sock is not None
+    import fcntl
+    import select
+
+    r, w = os.pipe()
+    try:
+        try:
+            fcntl.fcntl(w, getattr(fcntl, "F_SETPIPE_SZ", 1031), _SPLICE_CHUNK)
+        except OSError:
+            pass  # the default pipe size works, in smaller steps
+        sockfd = conn.sock.fileno()
+        timeout = conn.sock.gettimeout()
+        poller = select.poll()
+        poller.register(sockfd, select.POLLIN)
+        to_file = True
+        first = True
+        while reader.remaining:
+            try:
+                n = os.splice(sockfd, w, min(reader.remaining, _SPLICE_CHUNK), flags=os.SPLICE_F_MOVE)
+            except BlockingIOError:  # the socket has a timeout, so it is non-blocking: wait
+                if not poller.poll(None if timeout is None else timeout * 1000):
+                    raise TimeoutError("timed out receiving the body") from None
+                continue
+            except OSError:
+                if first:
+                    return False  # no splice from this socket: nothing consumed, read normally
+                raise
+            first = False
+            if n == 0:
+                raise ShortBody(reader.got, reader.expected)
+            moved = 0
+            while moved < n:
+                if to_file:
+                    try:
+                        moved += os.splice(r, fd, n - moved, offset_dst=offset + moved, flags=os.SPLICE_F_MOVE)
+                        continue
+                    except OSError:  # no splice into this file system: copy out of the pipe
+                        to_file = False
+                data = os.read(r, n - moved)
+                os.pwrite(fd, data, offset + moved)
+                moved += len(data)
+            offset += n
+            reader.remaining -= n
+            reader.got += n
+            sink.advance(n)
+        reader.done = True
+        return True
+    finally:
+        os.close(r)
+        os.close(w)
 
 
 def _split_http_url(url: str) -> tuple[str, int, str]:

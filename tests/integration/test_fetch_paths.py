@@ -273,10 +273,18 @@ def _custom_section(name: bytes, payload: bytes) -> bytes:
     return b"\x00" + leb(len(body)) + body
 
 
-def test_large_cold_fetch_is_written_to_disk_once(registry, registry_config, wit_package, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    """A download of SHARE_MIN bytes or more is hard-linked to the output, not copied; the
-    cache still never serves bytes that no longer match (an output edited in place)."""
+def test_large_cold_fetch_is_written_to_disk_once(registry, registry_config, wit_package, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A download of SHARE_MIN bytes or more is spliced from the socket into the cache (on
+    Linux), hard-linked to the output, not copied; the cache still never serves bytes that
+    no longer match (an output edited in place)."""
+    from pkgloader import _stdhttp
     from pkgloader._engine import SHARE_MIN
+
+    splices: list[int] = []
+    real_splice = getattr(os, "splice", None)
+    if real_splice is not None:
+        monkeypatch.setattr(os, "splice", lambda *a, **kw: splices.append(1) or real_splice(*a, **kw))
 
     registry_config(registry)
     big = wit_package("test", "big", "1.0.0").read_bytes() + _custom_section(b"padding", os.urandom(SHARE_MIN + 1000))
@@ -287,6 +295,7 @@ def test_large_cold_fetch_is_written_to_disk_once(registry, registry_config, wit
         first = c.fetch("test:big@=1.0.0", tmp_path / "out" / "big.wasm")
         blob = c.engine.cache.blob_path(first.release.digest)
         assert not first.from_cache and first.path.read_bytes() == big
+        assert bool(splices) is _stdhttp._SPLICE  # the real registry's body went socket -> file
         assert os.path.samefile(first.path, blob)
         again = c.fetch("test:big@=1.0.0", tmp_path / "again.wasm")  # from the cache: a copy
         assert again.from_cache and not os.path.samefile(again.path, blob)

@@ -329,3 +329,134 @@ def test_split_http_url_refuses_other_schemes_and_bad_ports() -> None:
         _split_http_url("https://example.test/")
     with pytest.raises(ValueError, match="invalid port"):
         _split_http_url("http://example.test:abc/")
+
+
+# --- large bodies spliced straight into the download's file ---------------------------------
+
+import hashlib  # noqa: E402
+import os  # noqa: E402
+
+from pkgloader import _digest, _stdhttp  # noqa: E402
+from pkgloader._digest import Digest, VerifyingWriter  # noqa: E402
+from pkgloader._http import HttpSettings as _Settings  # noqa: E402
+
+
+@pytest.fixture
+def direct_writer(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    """A VerifyingWriter over a temp file, in the mode that allows direct writes."""
+    monkeypatch.setattr(_digest, "PARALLEL_HASH_MIN", 1)
+    files = []
+
+    def make(payload: bytes) -> VerifyingWriter:
+        f = open(tmp_path / f"blob{len(files)}", "w+b")
+        files.append(f)
+        return VerifyingWriter(f, Digest("sha256", hashlib.sha256(payload).hexdigest()), len(payload),
+                               what="test blob", origin="test")
+
+    yield make
+    for f in files:
+        f.close()
+
+
+def _count_splices(monkeypatch) -> list[int]:  # type: ignore[no-untyped-def]
+    calls: list[int] = []
+    real = os.splice
+
+    def counting(*a, **kw):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        return real(*a, **kw)
+
+    monkeypatch.setattr(os, "splice", counting)
+    return calls
+
+
+@pytest.mark.skipif(not _stdhttp._SPLICE, reason="splice is Linux-only; other systems take the copy path")
+def test_large_body_is_spliced_into_the_file_and_verified(serve, direct_writer, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    payload = os.urandom(9 << 20)
+    srv = serve(lambda req, c, i: (ok(payload), False))
+    calls = _count_splices(monkeypatch)
+    w = direct_writer(payload)
+    t = StdTransport(_Settings(retries=0))
+    resp = t.send(Request("GET", srv.url + "/blob", sink=w))
+    w.verify()
+    w.close()
+    assert resp.status == 200 and resp.content == b""
+    w.out.seek(0)
+    assert w.out.read() == payload and w.written == len(payload) and w.head == payload[:8]
+    assert len(calls) >= 2  # socket -> pipe -> file
+    # the body was framed exactly: the connection goes back to the pool
+    t.send(Request("GET", srv.url + "/again"))
+    assert srv.connections == 1
+
+
+@pytest.mark.skipif(not _stdhttp._SPLICE, reason="splice is Linux-only")
+def test_spliced_body_that_ends_early(serve, direct_writer) -> None:  # type: ignore[no-untyped-def]
+    payload = os.urandom(3 << 20)
+    srv = serve(lambda req, c, i: (b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(payload) + payload[:1 << 20], True))
+    w = direct_writer(payload)
+    with pytest.raises(ShortBody, match=f"of {len(payload)} bytes"):
+        StdTransport(_Settings(retries=0))._send_once(Request("GET", srv.url + "/blob", sink=w))
+    w.close()
+
+
+@pytest.mark.skipif(not _stdhttp._SPLICE, reason="splice is Linux-only")
+def test_splice_into_an_unsupported_file_system_falls_back_to_writes(serve, direct_writer, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    payload = os.urandom(5 << 20)
+    srv = serve(lambda req, c, i: (ok(payload), False))
+    real = os.splice
+
+    def no_file_splice(src, dst, count, offset_src=None, offset_dst=None, flags=0):  # type: ignore[no-untyped-def]
+        if offset_dst is not None:
+            raise OSError(22, "Invalid argument")  # what splice says for a file system without it
+        return real(src, dst, count, flags=flags)
+
+    monkeypatch.setattr(os, "splice", no_file_splice)
+    w = direct_writer(payload)
+    StdTransport(_Settings(retries=0)).send(Request("GET", srv.url + "/blob", sink=w))
+    w.verify()
+    w.close()
+    w.out.seek(0)
+    assert w.out.read() == payload
+
+
+@pytest.mark.skipif(not _stdhttp._SPLICE, reason="splice is Linux-only")
+def test_no_splice_from_the_socket_reads_the_ordinary_way(serve, direct_writer, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    payload = os.urandom(5 << 20)
+    srv = serve(lambda req, c, i: (ok(payload), False))
+
+    def refuse(*a, **kw):  # type: ignore[no-untyped-def]
+        raise OSError(22, "Invalid argument")
+
+    monkeypatch.setattr(os, "splice", refuse)
+    w = direct_writer(payload)
+    StdTransport(_Settings(retries=0)).send(Request("GET", srv.url + "/blob", sink=w))
+    w.verify()
+    w.close()
+    w.out.seek(0)
+    assert w.out.read() == payload
+
+
+@pytest.mark.skipif(not _stdhttp._SPLICE, reason="splice is Linux-only")
+def test_spliced_body_that_stalls_times_out(direct_writer) -> None:  # type: ignore[no-untyped-def]
+    payload = os.urandom(2 << 20)
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    held: list[socket.socket] = []
+
+    def stall() -> None:
+        conn, _ = listener.accept()
+        held.append(conn)
+        conn.recv(65536)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(payload) + payload[:100_000])
+
+    threading.Thread(target=stall, daemon=True).start()
+    w = direct_writer(payload)
+    try:
+        with pytest.raises(TimeoutError):
+            StdTransport(_Settings(retries=0, timeout=0.5))._send_once(
+                Request("GET", f"http://127.0.0.1:{port}/blob", sink=w))
+    finally:
+        w.close()
+        listener.close()
+        for c in held:
+            c.close()
