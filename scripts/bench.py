@@ -18,7 +18,9 @@ What it does
    ``--warmup`` discarded rounds, ``--runs`` times. Every measurement is a fresh process,
    spawned by a tiny helper that reports its wall time and peak RSS (``wait4``); library
    ("in-process") numbers are timed inside that process: importing the library plus the
-   call (everything but the interpreter start-up; the JSON report splits the two).
+   call (everything but the interpreter start-up; the JSON report splits the two). After a
+   run that wrote 64 MiB or more, its files are deleted and the machine settles (``sync``,
+   0.5 s) before the next tool starts, whichever tool it is.
 4. Prints medians, min-max, the ratio pkgloader/peer per pair and the target, and writes a
    JSON report and a Markdown table (default ``bench-results/``, git-ignored).
 
@@ -461,6 +463,8 @@ class Bench:
                         extra = tool.check(ctx, m)
                     finally:
                         shutil.rmtree(rdir, ignore_errors=True)
+                        if w.size is not None and w.size >= SETTLE_MIN:
+                            _settle()
                     if not counted:
                         continue
                     for mode in tool.modes:
@@ -536,6 +540,18 @@ class Bench:
     def floor(self) -> Tool:
         return Tool("floor", "python -c pass", "floor", lambda ctx: ([self.python, "-c", "pass"], self.env),
                     lambda ctx, m: {})
+
+
+#: after a run that wrote this much, let the machine settle before the next tool starts
+SETTLE_MIN = 64 * MiB
+
+
+def _settle() -> None:
+    """Flush and let deferred work from the last run finish (writeback, the journal
+    commit and discards of the deleted files) so it does not land on the next tool's
+    clock. Every tool gets the same treatment."""
+    os.sync()
+    time.sleep(0.5)
 
 
 def _timeout(size: int) -> float:
