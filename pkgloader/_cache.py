@@ -9,10 +9,12 @@ Layout (no ``:`` in any file name, so it is safe on every OS)::
     <root>/tmp/                                        partial downloads
     <root>/locks/<hex>.lock                            one writer per blob at a time
 
-Content is written to a temp file in ``tmp/`` while it is hashed and size-checked, (with
-``durable``) fsynced, and renamed into ``blobs/`` only after it verified. A blob is hashed again before it is
-served; a corrupted or truncated entry is discarded, never served. Several processes
-fetching the same blob serialise on its lock file: the second one finds the blob in place.
+Content is written to a temp file in ``tmp/`` while it is hashed and size-checked, fsynced
+(``durable``, the default) and renamed into ``blobs/`` only after it verified. A blob is
+hashed again before it is served; a corrupted or truncated entry is discarded, never served.
+Several processes fetching the same blob each rename their own verified copy into place
+(atomic; on Windows, where a replace fails while a reader has the file open, they serialise
+on a lock file and the second one finds the blob in place).
 """
 
 from __future__ import annotations
@@ -53,11 +55,11 @@ class CacheEntry:
 
 
 class Cache:
-    """``durable``: fsync content and outputs before renaming them into place. Off by
-    default: a cache entry torn by a crash is caught by verify-on-read anyway, and the
-    fsync of a large file costs as much as writing it (``[pkgloader] fsync = true``)."""
+    """``durable``: fsync content and outputs before renaming them into place (the default;
+    ``[pkgloader] fsync = false`` turns it off: a torn entry is still caught by
+    verify-on-read)."""
 
-    def __init__(self, root: Path, *, durable: bool = False) -> None:
+    def __init__(self, root: Path, *, durable: bool = True) -> None:
         self.root = Path(root)
         self.durable = durable
 

@@ -234,7 +234,7 @@ class Settings:
     metadata_ttl: Setting[int] = Setting(86400, DEFAULT_ORIGIN)
     max_concurrency: Setting[int] = Setting(8, DEFAULT_ORIGIN)
     retries: Setting[int] = Setting(3, DEFAULT_ORIGIN)
-    fsync: Setting[bool] = Setting(False, DEFAULT_ORIGIN)
+    fsync: Setting[bool] = Setting(True, DEFAULT_ORIGIN)
 
 
 _SETTING_TYPES: dict[str, tuple[type | tuple[type, ...], str]] = {

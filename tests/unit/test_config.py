@@ -332,11 +332,11 @@ def test_legacy_namespace_registries_v002() -> None:
 
 
 def test_fsync_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert Config.load().settings.fsync.value is False  # default: verify-on-read guards the cache
-    write(tmp_path / "pkgloader.toml", "[pkgloader]\nfsync = true\n")
+    assert Config.load().settings.fsync.value is True  # durable by default
+    write(tmp_path / "pkgloader.toml", "[pkgloader]\nfsync = false\n")
     monkeypatch.chdir(tmp_path)
     cfg = Config.load()
-    assert cfg.settings.fsync.value is True
+    assert cfg.settings.fsync.value is False
     assert cfg.settings.fsync.origin.layer == "project"
-    assert cfg.to_dict()["pkgloader"]["fsync"] is True
+    assert cfg.to_dict()["pkgloader"]["fsync"] is False
     assert "expected true or false" in error_for("[pkgloader]\nfsync = 1\n").message
