@@ -352,14 +352,19 @@ class Cache:
             if blob.name not in referenced and max(blob.stat().st_mtime, _atime(blob)) < cutoff:
                 files += 1
                 freed += blob.stat().st_size
-                blob.chmod(0o644)
+                if os.name == "nt":  # pragma: no cover - read-only files cannot be deleted there
+                    blob.chmod(0o644)
+                # (no chmod elsewhere: a blob may be hard-linked to a user's output, whose
+                # permissions are theirs)
                 blob.unlink(missing_ok=True)
         return files, freed
 
-    def touch(self, digest: Digest) -> None:
-        """Record a use (for ``clean --older-than``) without relying on atime."""
+    def touch(self, release: Release) -> None:
+        """Record a use (for ``clean --older-than``) without relying on atime: on the
+        release record, not the blob, which may be hard-linked to a user's output (whose
+        modification time is theirs)."""
         try:
-            os.utime(self.blob_path(digest))
+            os.utime(self._release_path(release.registry, release.package, release.version))
         except OSError:
             pass
 

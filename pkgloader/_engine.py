@@ -360,7 +360,7 @@ class Engine:
             raise LocalIOError(f"cannot write {str(out)!r}: {exc.strerror or exc}",
                                details=["nothing was written"]) from None
         if cached:  # a fresh download is recent already
-            self.cache.touch(rel.digest)
+            self.cache.touch(rel)
         if spec.exact_version is not None:
             self._remember(spec, rel)
         return FetchResult(rel, out, cached)
@@ -388,7 +388,7 @@ class Engine:
         """Resolve and cache; return the verified cache path (read-only; do not modify)."""
         rel, source = yield from self.resolve_flow(spec)
         yield from self.ensure_content_flow(rel, source)
-        self.cache.touch(rel.digest)
+        self.cache.touch(rel)
         return rel, self.cache.blob_path(rel.digest)
 
     # --- publish ------------------------------------------------------------------------

@@ -312,7 +312,8 @@ class StdTransport:
         sock = conn.sock
         assert sock is not None
         lower = {k.lower() for k in headers}
-        lines = [f"{req.method} {target} HTTP/1.1", f"Host: {host if port == 80 else f'{host}:{port}'}"]
+        name = f"[{host}]" if ":" in host else host  # an IPv6 literal
+        lines = [f"{req.method} {target} HTTP/1.1", f"Host: {name if port == 80 else f'{name}:{port}'}"]
         if "accept-encoding" not in lower:
             lines.append("Accept-Encoding: identity")
         chunked = False

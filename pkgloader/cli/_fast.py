@@ -124,7 +124,7 @@ def _try_fetch(argv: list[str]) -> int | None:
                 os.unlink(tmp)
                 return None
             os.unlink(tmp)
-        os.utime(blob)
+        _touch_release(cache_dir, memo)
     except OSError:
         try:
             os.unlink(tmp)
@@ -146,3 +146,18 @@ def _size(n: int) -> str:
         if value < 1024 or unit == "GiB":
             return f"{value:.1f} {unit}"
     return f"{n} bytes"
+
+
+def _touch_release(cache_dir: str, memo: dict[str, object]) -> None:
+    """Record the use on the release record, as ``Cache.touch`` does (never on the blob:
+    it may be hard-linked to a user's output)."""
+    registry = str(memo.get("registry", ""))
+    package = str(memo.get("package", ""))
+    if not registry or ":" not in package:
+        return
+    safe = registry.replace(":", "_").replace("/", "_").replace("[", "").replace("]", "")  # Cache's _safe
+    ns, name = package.split(":", 1)
+    try:
+        os.utime(os.path.join(cache_dir, "releases", safe, ns, name, f"{memo.get('version')}.json"))
+    except OSError:
+        pass

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -325,3 +326,38 @@ def test_cli_warnings_without_logging_imported_up_front(registry, registry_confi
     quiet = subprocess.run(cli + [str(tmp_path / "2.wasm"), "-q"], capture_output=True, text=True, cwd=tmp_path,
                            env=cold_again)
     assert quiet.returncode == 0 and quiet.stderr == ""
+
+
+def test_use_is_recorded_on_the_release_record_not_the_blob(registry, registry_config, wit_package, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """``clean --older-than`` keeps what was used recently. A use is recorded on the release
+    record (by the library and by the CLI's warm path), never on the blob, whose file may be
+    a user's output (hard link) with a modification time that is theirs."""
+    published(registry, registry_config, wit_package)
+    day = 86400.0
+    with Client() as c:
+        old = c.fetch("test:pkg@=0.1.0", tmp_path / "a.wasm")
+        used = c.fetch("test:pkg@=0.2.0", tmp_path / "b.wasm")
+        cache = c.engine.cache
+        records = {r.release.version: r.path for r in cache.entries()}
+        long_ago = time.time() - 40 * day
+        for p in [*records.values(), cache.blob_path(old.release.digest), cache.blob_path(used.release.digest)]:
+            os.utime(p, (long_ago, long_ago))
+        c.fetch("test:pkg@=0.2.0", tmp_path / "c.wasm")  # served from the cache: a use
+    blob = cache.blob_path(used.release.digest)
+    assert blob.stat().st_mtime == pytest.approx(long_ago, abs=1)
+    assert records[used.release.version].stat().st_mtime > long_ago + day
+    # the CLI's warm fast path records a use the same way (the first run writes its memo)
+    cli = [sys.executable, "-X", "importtime", "-m", "pkgloader", "fetch", "test:pkg@=0.2.0", "--overwrite", "-o",
+           str(tmp_path / "d.wasm")]
+    assert subprocess.run(cli, capture_output=True, text=True, cwd=tmp_path).returncode == 0
+    os.utime(records[used.release.version], (long_ago, long_ago))
+    warm = subprocess.run(cli, capture_output=True, text=True, cwd=tmp_path)
+    assert warm.returncode == 0, warm.stderr
+    assert "pkgloader._config" not in warm.stderr  # it was the fast path
+    assert records[used.release.version].stat().st_mtime > long_ago + day
+    assert blob.stat().st_mtime == pytest.approx(long_ago, abs=1)
+
+    files, _ = cache.clean(older_than=30 * day)
+    assert files >= 2  # the stale record and its blob
+    assert {r.release.version for r in cache.entries()} == {used.release.version}
+    assert cache.has_verified_blob(used.release.digest) and not cache.blob_path(old.release.digest).exists()

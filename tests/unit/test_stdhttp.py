@@ -460,3 +460,29 @@ def test_spliced_body_that_stalls_times_out(direct_writer) -> None:  # type: ign
         listener.close()
         for c in held:
             c.close()
+
+
+def test_ipv6_literal_host_header() -> None:
+    try:
+        listener = socket.create_server(("::1", 0), family=socket.AF_INET6)
+    except OSError:
+        pytest.fail("this machine has no IPv6 loopback; the test needs ::1")
+    port = listener.getsockname()[1]
+    seen: list[bytes] = []
+
+    def answer() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += conn.recv(65536)
+            seen.append(data)
+            conn.sendall(ok(b"v6"))
+
+    threading.Thread(target=answer, daemon=True).start()
+    try:
+        resp = transport().send(Request("GET", f"http://[::1]:{port}/v2/"))
+    finally:
+        listener.close()
+    assert resp.content == b"v6"
+    assert f"\r\nHost: [::1]:{port}\r\n".encode() in seen[0]
