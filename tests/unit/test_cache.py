@@ -168,24 +168,17 @@ def test_fsync_only_when_durable(tmp_path, monkeypatch, durable):
 # --- reading back -------------------------------------------------------------------------
 
 
-def test_corrupted_blob_is_discarded_not_served(tmp_path):
+@pytest.mark.parametrize("damage", [
+    lambda data: data[:-1] + bytes([data[-1] ^ 1]),  # same size, one bit flipped
+    lambda data: data[:100],  # truncated
+], ids=["bit-flip", "truncated"])
+def test_damaged_blob_is_discarded_not_served(tmp_path, damage):
     cache = Cache(tmp_path)
     data = os.urandom(4096)
     _ingest(cache, data)
     path = cache.blob_path(_digest_of(data))
     path.chmod(0o644)
-    path.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))  # same size, one bit flipped
-    assert not cache.has_verified_blob(_digest_of(data), len(data))
-    assert not path.exists()
-
-
-def test_truncated_blob_is_discarded_not_served(tmp_path):
-    cache = Cache(tmp_path)
-    data = os.urandom(4096)
-    _ingest(cache, data)
-    path = cache.blob_path(_digest_of(data))
-    path.chmod(0o644)
-    path.write_bytes(data[:100])
+    path.write_bytes(damage(data))
     assert not cache.has_verified_blob(_digest_of(data), len(data))
     assert not path.exists()
 

@@ -411,12 +411,7 @@ def test_splice_into_an_unsupported_file_system_falls_back_to_writes(serve, dire
         return real(src, dst, count, flags=flags)
 
     monkeypatch.setattr(os, "splice", no_file_splice)
-    w = direct_writer(payload)
-    StdTransport(_Settings(retries=0)).send(Request("GET", srv.url + "/blob", sink=w))
-    w.verify()
-    w.close()
-    w.out.seek(0)
-    assert w.out.read() == payload
+    _fetch_and_check(srv, direct_writer(payload), payload)
 
 
 @pytest.mark.skipif(not _stdhttp._SPLICE, reason="splice is Linux-only")
@@ -428,10 +423,14 @@ def test_no_splice_from_the_socket_reads_the_ordinary_way(serve, direct_writer, 
         raise OSError(22, "Invalid argument")
 
     monkeypatch.setattr(os, "splice", refuse)
-    w = direct_writer(payload)
+    _fetch_and_check(srv, direct_writer(payload), payload)
+
+
+def _fetch_and_check(srv: ScriptedServer, w: VerifyingWriter, payload: bytes) -> None:
     StdTransport(_Settings(retries=0)).send(Request("GET", srv.url + "/blob", sink=w))
     w.verify()
     w.close()
+    assert w.out is not None
     w.out.seek(0)
     assert w.out.read() == payload
 
