@@ -3,7 +3,8 @@ retries, TLS set-up, error mapping and URL redaction.
 
 Protocol logic is written once as a *flow*: a generator that yields :class:`Request`
 objects and is sent back :class:`Response` objects. :class:`SyncTransport` and
-:class:`AsyncTransport` drive flows over one pooled ``httpx`` client per transport.
+:class:`AsyncTransport` drive flows over one pooled ``httpx`` client per transport; the
+sync client sends plain ``http://`` requests through ``_stdhttp`` instead (sockets only).
 ``httpx`` is imported lazily so that cached (warm) paths never import the HTTP stack.
 """
 
