@@ -28,10 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from ._log import get_logger
 from ._digest import Digest, VerifyingWriter
 from ._errors import LocalIOError
-from ._fsutil import _umask, atomic_write_bytes, fsync_dir, make_temp
+from ._fsutil import _umask, atomic_write_bytes, fsync_dir, make_temp, unlink_quietly
+from ._log import get_logger
 from ._ref import PackageRef
 from ._release import Release
 from ._semver import Version
@@ -62,11 +62,6 @@ class Cache:
     def __init__(self, root: Path, *, durable: bool = True) -> None:
         self.root = Path(root)
         self.durable = durable
-
-    @staticmethod
-    def _mkdir(path: Path) -> None:
-        # not remembered between calls: another process (cache clean) may remove it
-        path.mkdir(parents=True, exist_ok=True)
 
     # --- paths --------------------------------------------------------------------------
 
@@ -138,7 +133,7 @@ class Cache:
         """Yield a writer; on clean exit the content is verified and moved into
         place. On any error (including a mismatch) nothing is kept."""
         tmp_dir = self.root / "tmp"
-        self._mkdir(tmp_dir)
+        tmp_dir.mkdir(parents=True, exist_ok=True)
         # created read-only (the descriptor still writes): blobs are never modified in place
         fd, tmp = make_temp(tmp_dir, f"{digest.hex[:16]}.", mode=_BLOB_MODE)
         try:
@@ -153,7 +148,7 @@ class Cache:
                 if self.durable:
                     os.fsync(f.fileno())
             final = self.blob_path(digest)
-            self._mkdir(final.parent)
+            final.parent.mkdir(parents=True, exist_ok=True)
             if os.name == "nt":  # pragma: no cover - a replace fails there while a reader has the file open
                 os.chmod(tmp, 0o444)
                 with self.lock(digest):
@@ -168,10 +163,7 @@ class Cache:
             if self.durable:
                 fsync_dir(final.parent)
         except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
+            unlink_quietly(tmp)
             raise
 
     def copy_blob(self, digest: Digest, dest: Path, *, overwrite: bool, share: bool = False) -> None:
@@ -186,7 +178,7 @@ class Cache:
         from ._errors import OutputExists
 
         src = self.blob_path(digest)
-        self._mkdir(dest.parent)
+        dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = _link_beside(src, dest) if share else None
         try:
             if tmp is None:
@@ -204,14 +196,10 @@ class Cache:
                 try:
                     os.link(tmp, dest)  # atomic create-if-absent
                 except FileExistsError:
-                    raise OutputExists(
-                        f"{str(dest)!r} already exists; not overwriting it",
-                        hint="pass --overwrite to replace it, or choose another path with -o",
-                    ) from None
-                except OSError:
+                    raise OutputExists.at(dest) from None
+                except OSError:  # no hard links here: check, then rename
                     if dest.exists():
-                        raise OutputExists(f"{str(dest)!r} already exists; not overwriting it",
-                                           hint="pass --overwrite to replace it") from None
+                        raise OutputExists.at(dest) from None
                     os.replace(tmp, dest)
                 else:
                     os.unlink(tmp)
@@ -219,10 +207,7 @@ class Cache:
                 fsync_dir(dest.parent)
         except BaseException:
             if tmp is not None:
-                try:
-                    os.unlink(tmp)
-                except FileNotFoundError:
-                    pass
+                unlink_quietly(tmp)
             raise
 
     def read_blob(self, digest: Digest) -> bytes:

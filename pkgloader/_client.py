@@ -16,7 +16,7 @@ from ._engine import Engine, FetchResult, Progress, as_ref, as_spec, parse_publi
 from ._errors import PackageNotFound
 from ._ref import PackageRef, PackageSpec
 from ._release import Release, VersionInfo
-from ._semver import Version, VersionReq
+from ._semver import Version
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._http import AsyncTransport, Flow, Observer
@@ -157,7 +157,7 @@ class Client(_Base):
     def sync(self, project: Project | None = None, *, locked: bool = False) -> ProjectResult:
         """Lock (unless ``locked`` forbids a change), then write every locked package into
         ``wit/deps/`` as ``ns-name-X.Y.Z.wasm``, fetching in parallel."""
-        from ._project import place_local, prune, sync_targets
+        from ._project import finish_sync, locked_spec, sync_targets
 
         proj = project or self.project()
         result = self._resolve_project(proj, unlock=(), locked=locked)
@@ -166,18 +166,12 @@ class Client(_Base):
 
         def one(item: Any) -> Path:
             r, dest = item
-            spec = PackageSpec(r.package, VersionReq.parse(f"={r.version}"))
+            spec = locked_spec(r)
             rel, _ = self._run(self._registry(spec), self.engine.content_flow(spec))
             self.engine.cache.copy_blob(rel.digest, dest, overwrite=True)
             return dest
 
-        result.synced = self._parallel(one, specs)
-        for r, dest in targets:
-            if r.version is None:
-                place_local(Path(r.path), dest)
-                result.synced.append(dest)
-        result.removed = prune(proj, {d for _, d in targets})
-        return result
+        return finish_sync(proj, result, targets, self._parallel(one, specs))
 
     def project(self, *, lock: PathLike | None = None, wit_dir: PathLike | None = None) -> Project:
         from ._project import Project
@@ -328,7 +322,7 @@ class AsyncClient(_Base):
     async def sync(self, project: Project | None = None, *, locked: bool = False) -> ProjectResult:
         import asyncio
 
-        from ._project import place_local, prune, sync_targets
+        from ._project import finish_sync, locked_spec, sync_targets
 
         proj = project or self.project()
         result = await self._resolve_project(proj, unlock=(), locked=locked)
@@ -337,18 +331,13 @@ class AsyncClient(_Base):
 
         async def one(r: Any, dest: Path) -> Path:
             async with sem:
-                spec = PackageSpec(r.package, VersionReq.parse(f"={r.version}"))
+                spec = locked_spec(r)
                 rel, _ = await self._run(self._registry(spec), self.engine.content_flow(spec))
                 self.engine.cache.copy_blob(rel.digest, dest, overwrite=True)
                 return dest
 
-        result.synced = list(await asyncio.gather(*(one(r, d) for r, d in targets if r.version is not None)))
-        for r, dest in targets:
-            if r.version is None:
-                place_local(Path(r.path), dest)
-                result.synced.append(dest)
-        result.removed = prune(proj, {d for _, d in targets})
-        return result
+        fetched = await asyncio.gather(*(one(r, d) for r, d in targets if r.version is not None))
+        return finish_sync(proj, result, targets, list(fetched))
 
     async def _answer(self, provider: Provider, request: Any) -> Any:
         registry, make = provider.flow_for(request)

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from ._log import get_logger
 from ._cache import Cache
 from ._config import Config
 from ._errors import (
@@ -25,6 +24,7 @@ from ._errors import (
     UsageError,
     VersionYanked,
 )
+from ._log import get_logger
 from ._ref import PackageRef, PackageSpec
 from ._release import Release, VersionInfo
 from ._semver import Version, VersionReq
@@ -344,11 +344,7 @@ class Engine:
         rel, source = yield from self.resolve_flow(spec)
         out = self.output_path(rel, dest)
         if out.exists() and not overwrite:
-            raise OutputExists(
-                f"{str(out)!r} already exists; not overwriting it",
-                details=[f"would write {rel.package}@{rel.version} ({rel.digest.short})"],
-                hint="pass --overwrite to replace it, or choose another path with -o",
-            )
+            raise OutputExists.at(out, [f"would write {rel.package}@{rel.version} ({rel.digest.short})"])
         cached = yield from self.ensure_content_flow(rel, source)
         # a large download is linked, not copied, to the output: written to disk once
         share = not cached and rel.size is not None and rel.size >= SHARE_MIN

@@ -312,6 +312,12 @@ class ConflictError(PkgLoaderError):
 class OutputExists(ConflictError):
     code = "output-exists"
 
+    @classmethod
+    def at(cls, path: object, details: Iterable[str] = ()) -> OutputExists:
+        """The refusal to replace an output file, worded the same wherever it happens."""
+        return cls(f"{str(path)!r} already exists; not overwriting it", details=list(details),
+                   hint="pass --overwrite to replace it, or choose another path with -o")
+
 
 class VersionExists(ConflictError):
     code = "version-exists"

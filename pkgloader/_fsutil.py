@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
-__all__ = ["atomic_write_bytes", "atomic_writer", "fsync_dir", "make_temp"]
+__all__ = ["atomic_write_bytes", "atomic_writer", "fsync_dir", "make_temp", "unlink_quietly"]
 
 _TEMP_FLAGS = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0) \
     | getattr(os, "O_BINARY", 0)
@@ -55,13 +55,18 @@ def atomic_writer(path: Path, *, mode: int = 0o644, durable: bool = True) -> Ite
                 os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        unlink_quietly(tmp)
         raise
     if durable:
         fsync_dir(path.parent)
+
+
+def unlink_quietly(path: str | Path) -> None:
+    """Remove a temp file on the way out of an error (it may never have been created)."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = True) -> None:

@@ -257,6 +257,24 @@ def sync_targets(project: Project, resolution: Resolution) -> list[tuple[Any, Pa
     return out
 
 
+def locked_spec(resolved: Any) -> PackageSpec:
+    """The exact-version spec of a resolved registry package."""
+    return PackageSpec(resolved.package, VersionReq.parse(f"={resolved.version}"))
+
+
+def finish_sync(project: Project, result: ProjectResult, targets: list[tuple[Any, Path]],
+                fetched: list[Path]) -> ProjectResult:
+    """After the registry packages are written to ``fetched``: place the local overrides,
+    and remove the dependency files the resolution no longer needs."""
+    result.synced = list(fetched)
+    for r, dest in targets:
+        if r.version is None:
+            place_local(Path(r.path), dest)
+            result.synced.append(dest)
+    result.removed = prune(project, {d for _, d in targets})
+    return result
+
+
 def place_local(src: Path, dest: Path) -> None:
     """Copy a local override into deps/ (a WIT directory as a directory, a file as a file)."""
     from ._fsutil import atomic_write_bytes
