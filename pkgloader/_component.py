@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+
 from ._errors import InvalidContent, InvalidPackageRef, InvalidVersion, LocalIOError
 from ._ref import PackageRef
 from ._semver import Version, VersionReq

@@ -43,9 +43,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from ._log import get_logger
 from ._config import SECRET_MASK, Config
 from ._errors import ConfigError
+from ._log import get_logger
 
 __all__ = ["Credentials", "find_credentials", "env_host_key", "clear_cache", "HELPER_TIMEOUT"]
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Generator, Iterable, Mapping, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-from ._log import get_logger
 from ._errors import NetworkError, PkgLoaderError, RegistryTimeout, TLSError
+from ._log import get_logger
 
 if TYPE_CHECKING:  # pragma: no cover
     import ssl

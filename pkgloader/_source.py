@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._log import get_logger
 from ._config import Config, RegistryChoice, RegistryConfig
 from ._errors import ConfigError, RegistryError
 from ._http import Flow, HttpSettings, Request, Response, is_loopback_host, redact_url, split_host
+from ._log import get_logger
 from ._metadata import LEGACY_METADATA_PATH, METADATA_PATH, RegistryMetadata
 from ._ref import PackageRef
 

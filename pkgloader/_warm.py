@@ -84,8 +84,9 @@ def memo_path(cache_dir: str, fp: str, spec: str) -> str:
 
 
 def write_memo(cache_dir: str, fp: str, spec: str, record: dict[str, object]) -> None:
-    from ._fsutil import atomic_write_bytes
     from pathlib import Path
+
+    from ._fsutil import atomic_write_bytes
 
     try:
         atomic_write_bytes(Path(memo_path(cache_dir, fp, spec)), json.dumps(record, sort_keys=True).encode(),

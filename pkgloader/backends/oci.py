@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 from urllib.parse import urljoin, urlsplit
 
-from .._log import get_logger
 from .._auth import AuthSession, authed
 from .._digest import Digest, sha256_digest
 from .._errors import (
@@ -26,6 +25,7 @@ from .._errors import (
     VersionExists,
 )
 from .._http import BodyTooLarge, Flow, Request, Response, redact_url
+from .._log import get_logger
 from .._release import Release, VersionInfo
 from .._semver import Version
 

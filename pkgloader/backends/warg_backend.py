@@ -62,13 +62,12 @@ import threading
 import time
 import weakref
 from contextlib import contextmanager
-from types import MappingProxyType
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 from urllib.parse import urljoin, urlsplit
 
-from .._log import get_logger
 from .._digest import Digest
 from .._errors import (
     AuthError,
@@ -86,6 +85,7 @@ from .._errors import (
     WargVerificationError,
 )
 from .._http import BodyTooLarge, Flow, Request, Response, redact_url
+from .._log import get_logger
 from .._release import Release, VersionInfo
 from .._semver import Version
 from .warg import PackageState, SignedCheckpoint, Update, VerifiedState

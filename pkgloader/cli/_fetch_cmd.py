@@ -183,9 +183,8 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
-    from .._errors import LocalIOError, UsageError
-
     from .._engine import parse_publish_target
+    from .._errors import LocalIOError, UsageError
 
     target = parse_publish_target(args.package)
     annotations: dict[str, str] = {}

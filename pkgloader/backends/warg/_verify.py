@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Callable, Iterable, Mapping, ParamSpec, Sequence, TypeVar
 
-from ..._log import get_logger
 from ..._errors import (
     PackageNotFound,
     PkgLoaderError,
@@ -40,6 +39,7 @@ from ..._errors import (
     WargRootMismatch,
     WargVerificationError,
 )
+from ..._log import get_logger
 from ._checkpoint import SignedCheckpoint
 from ._crypto import BadValue, b64decode, hash_raw
 from ._merkle import (
