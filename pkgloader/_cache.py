@@ -7,7 +7,7 @@ Layout (no ``:`` in any file name, so it is safe on every OS)::
     <root>/tags/<registry>/<ns>/<name>.json            version lists (for --offline)
     <root>/metadata/<registry>.json                    registry metadata (see _source)
     <root>/tmp/                                        partial downloads
-    <root>/locks/<hex>.lock                            one writer per blob at a time
+    <root>/locks/<hex>.lock                            Windows only: one committer per blob
 
 Content is written to a temp file in ``tmp/`` while it is hashed and size-checked, fsynced
 (``durable``, the default) and renamed into ``blobs/`` only after it verified. A blob is

@@ -9,7 +9,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from ._errors import DigestMismatch, InvalidManifest, SizeMismatch
+from ._errors import DigestMismatch, InvalidManifest, LocalIOError, SizeMismatch
 
 __all__ = ["Digest", "VerifyingWriter", "sha256_digest"]
 
@@ -118,13 +118,25 @@ class VerifyingWriter:
             self._pending.append(self._pool.submit(self._hash.update, chunk))
         else:
             self._hash.update(chunk)
-        if self._fd is not None:
-            view = memoryview(chunk)
-            while view:
-                view = view[os.write(self._fd, view):]
-        elif self.out is not None:
-            self.out.write(chunk)
+        try:
+            if self._fd is not None:
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(self._fd, view):]
+            elif self.out is not None:
+                self.out.write(chunk)
+        except OSError as exc:
+            raise self.local_error(exc) from None
         self.written += n
+
+    def local_error(self, exc: OSError) -> LocalIOError:
+        """A failed write on this side (disk full, ...): a local error, not the network's,
+        so that it is reported as such and never retried as a download."""
+        return LocalIOError(
+            f"cannot write the download of {self.what} to the cache: {exc.strerror or exc}",
+            details=["nothing was kept"],
+            hint="free some disk space, or choose another cache with --cache-dir",
+        )
 
     # --- direct mode: the transport puts the bytes into the file itself --------------------
 
@@ -145,7 +157,10 @@ class VerifyingWriter:
         assert self._fd is not None and self._pool is not None
         start = self.written
         if start < 8:
-            self.head = (self.head + os.pread(self._fd, 8 - start, start))[:8]
+            try:
+                self.head = (self.head + os.pread(self._fd, 8 - start, start))[:8]
+            except OSError as exc:
+                raise self.local_error(exc) from None
         self.written += n
         os.lseek(self._fd, self.written, os.SEEK_SET)  # a later ``write`` continues from here
         self._unhashed += n
@@ -169,9 +184,12 @@ class VerifyingWriter:
         assert self._fd is not None
         end = start + n
         while start < end:
-            got = os.preadv(self._fd, [buf[: min(len(buf), end - start)]], start)
+            try:
+                got = os.preadv(self._fd, [buf[: min(len(buf), end - start)]], start)
+            except OSError as exc:
+                raise self.local_error(exc) from None
             if got <= 0:
-                raise OSError(f"the download's temporary file ended at {start} bytes, before {end}")
+                raise self.local_error(OSError(f"the temporary file ended at {start} bytes, before {end}"))
             self._hash.update(buf[:got])
             start += got
 

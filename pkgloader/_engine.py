@@ -118,6 +118,9 @@ class _Ticking:
         self.writer.advance(n)
         self.tick(n)
 
+    def local_error(self, exc: OSError) -> Exception:
+        return self.writer.local_error(exc)
+
 
 class Engine:
     def __init__(self, config: Config, *, offline: bool = False, strict: bool | None = None,

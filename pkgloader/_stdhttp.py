@@ -20,6 +20,7 @@ malformed status line or header, or a connection closed before any answer are er
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import sys
@@ -382,6 +383,8 @@ class StdTransport:
 
 _SPLICE = sys.platform.startswith("linux") and hasattr(os, "splice")
 _SPLICE_CHUNK = 1 << 20
+#: what splice says where a file system (or socket) does not support it
+_NO_SPLICE = frozenset({errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EXDEV})
 
 
 def _splice_body(conn: _Conn, reader: _Body, sink: Any, fd: int, offset: int) -> bool:
@@ -438,10 +441,15 @@ def _splice_body(conn: _Conn, reader: _Body, sink: Any, fd: int, offset: int) ->
                     try:
                         moved += os.splice(r, fd, n - moved, offset_dst=offset + moved, flags=os.SPLICE_F_MOVE)
                         continue
-                    except OSError:  # no splice into this file system: copy out of the pipe
-                        to_file = False
+                    except OSError as exc:
+                        if exc.errno not in _NO_SPLICE:  # disk full, I/O error: the file's fault
+                            raise sink.local_error(exc) from None
+                        to_file = False  # no splice into this file system: copy out of the pipe
                 data = os.read(r, n - moved)
-                os.pwrite(fd, data, offset + moved)
+                try:
+                    os.pwrite(fd, data, offset + moved)
+                except OSError as exc:
+                    raise sink.local_error(exc) from None
                 moved += len(data)
             offset += n
             reader.remaining -= n

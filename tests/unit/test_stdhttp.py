@@ -90,7 +90,10 @@ class ScriptedServer:
                 self.seen.append(seen)
                 raw, close = self.script(seen, number, index)
                 index += 1
-                conn.sendall(raw)
+                try:
+                    conn.sendall(raw)
+                except OSError:  # the client hung up mid-answer (a test about that)
+                    return
                 if close:
                     conn.shutdown(socket.SHUT_RDWR)
                     return
@@ -485,3 +488,46 @@ def test_ipv6_literal_host_header() -> None:
         listener.close()
     assert resp.content == b"v6"
     assert f"\r\nHost: [::1]:{port}\r\n".encode() in seen[0]
+
+
+# --- a full disk is the machine's problem, not the network's ---------------------------------
+
+import errno  # noqa: E402
+
+from pkgloader._errors import LocalIOError  # noqa: E402
+
+
+class _FullDisk:
+    def write(self, data: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_write_failure_is_a_local_error_and_not_retried(serve) -> None:  # type: ignore[no-untyped-def]
+    payload = os.urandom(10_000)
+    srv = serve(lambda req, c, i: (ok(payload), False))
+    w = VerifyingWriter(_FullDisk(), Digest("sha256", hashlib.sha256(payload).hexdigest()), len(payload),  # type: ignore[arg-type]
+                        what="test:pkg@1.0.0", origin="test")
+    with pytest.raises(LocalIOError) as info:
+        StdTransport(_Settings(retries=3)).send(Request("GET", srv.url + "/blob", sink=w))
+    assert info.value.message == "cannot write the download of test:pkg@1.0.0 to the cache: No space left on device"
+    assert info.value.exit_code == 8 and "--cache-dir" in (info.value.hint or "")
+    assert len(srv.seen) == 1  # the disk will not get emptier by downloading again
+
+
+@pytest.mark.skipif(not _stdhttp._SPLICE, reason="splice is Linux-only")
+def test_spliced_write_failure_is_a_local_error(serve, direct_writer, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    payload = os.urandom(5 << 20)
+    srv = serve(lambda req, c, i: (ok(payload), False))
+    real = os.splice
+
+    def disk_full(src, dst, count, offset_src=None, offset_dst=None, flags=0):  # type: ignore[no-untyped-def]
+        if offset_dst is not None:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(src, dst, count, flags=flags)
+
+    monkeypatch.setattr(os, "splice", disk_full)
+    w = direct_writer(payload)
+    with pytest.raises(LocalIOError, match="No space left on device"):
+        StdTransport(_Settings(retries=3)).send(Request("GET", srv.url + "/blob", sink=w))
+    w.close()
+    assert len(srv.seen) == 1
