@@ -32,6 +32,7 @@ from ._digest import Digest, VerifyingWriter
 from ._errors import LocalIOError
 from ._fsutil import _umask, atomic_write_bytes, fsync_dir, make_temp, unlink_quietly
 from ._log import get_logger
+from ._warm import registry_dir_name, release_record_path, touch_release
 from ._ref import PackageRef
 from ._release import Release
 from ._semver import Version
@@ -41,10 +42,6 @@ __all__ = ["Cache", "CacheEntry"]
 log = get_logger()
 
 _READ_CHUNK = 1 << 20
-
-
-def _safe(registry: str) -> str:
-    return registry.replace(":", "_").replace("/", "_").replace("[", "").replace("]", "")
 
 
 @dataclass(frozen=True)
@@ -69,10 +66,10 @@ class Cache:
         return self.root / "blobs" / digest.algorithm / digest.hex
 
     def _release_path(self, registry: str, package: PackageRef, version: Version) -> Path:
-        return self.root / "releases" / _safe(registry) / package.namespace / package.name / f"{version}.json"
+        return Path(release_record_path(str(self.root), registry, package.namespace, package.name, str(version)))
 
     def _versions_path(self, registry: str, package: PackageRef) -> Path:
-        return self.root / "tags" / _safe(registry) / package.namespace / f"{package.name}.json"
+        return self.root / "tags" / registry_dir_name(registry) / package.namespace / f"{package.name}.json"
 
     # --- blobs --------------------------------------------------------------------------
 
@@ -232,7 +229,7 @@ class Cache:
             return None
 
     def releases(self, registry: str, package: PackageRef) -> list[Release]:
-        directory = self.root / "releases" / _safe(registry) / package.namespace / package.name
+        directory = self.root / "releases" / registry_dir_name(registry) / package.namespace / package.name
         out = []
         for p in sorted(directory.glob("*.json")):
             v = Version.from_tag(p.stem)
@@ -345,13 +342,8 @@ class Cache:
         return files, freed
 
     def touch(self, release: Release) -> None:
-        """Record a use (for ``clean --older-than``) without relying on atime: on the
-        release record, not the blob, which may be hard-linked to a user's output (whose
-        modification time is theirs)."""
-        try:
-            os.utime(self._release_path(release.registry, release.package, release.version))
-        except OSError:
-            pass
+        """Record a use (for ``clean --older-than``) without relying on atime."""
+        touch_release(str(self._release_path(release.registry, release.package, release.version)))
 
 
 def _atime(path: Path) -> float:

@@ -19,7 +19,27 @@ import json
 import os
 import sys
 
-__all__ = ["default_cache_dir", "fingerprint", "memo_path", "write_memo", "read_memo"]
+__all__ = ["default_cache_dir", "fingerprint", "memo_path", "write_memo", "read_memo", "registry_dir_name",
+           "release_record_path", "touch_release"]
+
+
+def registry_dir_name(registry: str) -> str:
+    """A registry name as one directory name in the cache (no ':', '/' or brackets)."""
+    return registry.replace(":", "_").replace("/", "_").replace("[", "").replace("]", "")
+
+
+def release_record_path(cache_dir: str, registry: str, namespace: str, name: str, version: str) -> str:
+    """Where the cache keeps the release record of ``namespace:name@version`` (see ``_cache``)."""
+    return os.path.join(cache_dir, "releases", registry_dir_name(registry), namespace, name, f"{version}.json")
+
+
+def touch_release(path: str) -> None:
+    """Record a use (for ``cache clean --older-than``) on the release record: never on the
+    blob, which may be hard-linked to a user's output whose times are theirs."""
+    try:
+        os.utime(path)
+    except OSError:
+        pass
 
 _ENV_INPUTS = ("PKGLOADER_CONFIG", "WKG_CONFIG_FILE", "PKGLOADER_DEFAULT_REGISTRY", "XDG_CONFIG_HOME", "HOME")
 

@@ -124,7 +124,8 @@ def _try_fetch(argv: list[str]) -> int | None:
                 os.unlink(tmp)
                 return None
             os.unlink(tmp)
-        _touch_release(cache_dir, memo)
+        ns, _, name = str(memo["package"]).partition(":")
+        _warm.touch_release(_warm.release_record_path(cache_dir, str(memo["registry"]), ns, name, str(memo["version"])))
     except OSError:
         try:
             os.unlink(tmp)
@@ -147,17 +148,3 @@ def _size(n: int) -> str:
             return f"{value:.1f} {unit}"
     return f"{n} bytes"
 
-
-def _touch_release(cache_dir: str, memo: dict[str, object]) -> None:
-    """Record the use on the release record, as ``Cache.touch`` does (never on the blob:
-    it may be hard-linked to a user's output)."""
-    registry = str(memo.get("registry", ""))
-    package = str(memo.get("package", ""))
-    if not registry or ":" not in package:
-        return
-    safe = registry.replace(":", "_").replace("/", "_").replace("[", "").replace("]", "")  # Cache's _safe
-    ns, name = package.split(":", 1)
-    try:
-        os.utime(os.path.join(cache_dir, "releases", safe, ns, name, f"{memo.get('version')}.json"))
-    except OSError:
-        pass
