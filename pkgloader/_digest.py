@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import mmap
 import os
 import re
 from collections import deque
@@ -56,6 +57,14 @@ def sha256_digest(data: bytes) -> str:
 
 
 PARALLEL_HASH_MIN = 8 * 1024 * 1024
+#: large content is written behind in steps of this size: each step's write-back to disk is
+#: started as soon as it is written (and hashed), and dropped from the page cache
+#: ``BEHIND_LAG`` steps later, once on disk
+BEHIND_STEP = 4 * 1024 * 1024
+BEHIND_LAG = 2
+#: on Linux, ``posix_fadvise(DONTNEED)`` starts write-back of a range's dirty pages without
+#: waiting, and drops its clean ones
+_FADV_DONTNEED: int | None = getattr(os, "POSIX_FADV_DONTNEED", None) if hasattr(os, "posix_fadvise") else None
 #: chunks queued for the hashing thread; a sink's chunk must stay valid until the sink
 #: returns from its HASH_IN_FLIGHT-th next call (the transports use HASH_IN_FLIGHT + 1 buffers)
 HASH_IN_FLIGHT = 3
@@ -87,6 +96,8 @@ class VerifyingWriter:
         self._pool: Any = None
         self._pending: Any = deque()
         self._unhashed = 0  # direct-mode bytes in the file not yet queued for hashing
+        self._behind_mark = 0  # write-back was started for the file up to here
+        self._behind: Any = deque()  # ranges started, not yet dropped
         if size is not None and size >= PARALLEL_HASH_MIN:
             from concurrent.futures import ThreadPoolExecutor
 
@@ -113,7 +124,7 @@ class VerifyingWriter:
         if self.written < 8:
             self.head = (self.head + bytes(chunk[: 8 - self.written]))[:8]
         if self._pool is not None:
-            if len(self._pending) >= HASH_IN_FLIGHT:
+            while len(self._pending) >= HASH_IN_FLIGHT:
                 self._pending.popleft().result()  # that chunk's buffer may be reused after this
             self._pending.append(self._pool.submit(self._hash.update, chunk))
         else:
@@ -128,6 +139,10 @@ class VerifyingWriter:
         except OSError as exc:
             raise self.local_error(exc) from None
         self.written += n
+        if self._pool is not None and self.written - self._behind_mark >= BEHIND_STEP:
+            # after the write: the hashing thread runs this once the range is on its way
+            self._pending.append(self._pool.submit(self._write_behind, self._behind_mark, self.written))
+            self._behind_mark = self.written
 
     def local_error(self, exc: OSError) -> LocalIOError:
         """A failed write on this side (disk full, ...): a local error, not the network's,
@@ -170,28 +185,40 @@ class VerifyingWriter:
     def _queue_unhashed(self) -> None:
         if not self._unhashed:
             return
-        if len(self._pending) >= HASH_IN_FLIGHT:
+        while len(self._pending) >= HASH_IN_FLIGHT:
             self._pending.popleft().result()
         assert self._pool is not None
         self._pending.append(self._pool.submit(self._hash_file_range, self.written - self._unhashed, self._unhashed))
         self._unhashed = 0
 
     def _hash_file_range(self, start: int, n: int) -> None:
-        """On the hashing thread: hash ``n`` bytes of the file from ``start``."""
-        buf = getattr(self, "_rbuf", None)
-        if buf is None:
-            buf = self._rbuf = memoryview(bytearray(1 << 20))
+        """On the hashing thread: hash ``n`` bytes of the file from ``start`` through a
+        read-only mapping of the range (no copy out of the page cache), then write it behind."""
         assert self._fd is not None
-        end = start + n
-        while start < end:
-            try:
-                got = os.preadv(self._fd, [buf[: min(len(buf), end - start)]], start)
-            except OSError as exc:
-                raise self.local_error(exc) from None
-            if got <= 0:
-                raise self.local_error(OSError(f"the temporary file ended at {start} bytes, before {end}"))
-            self._hash.update(buf[:got])
-            start += got
+        base = start - start % mmap.ALLOCATIONGRANULARITY
+        try:
+            with mmap.mmap(self._fd, start + n - base, offset=base, access=mmap.ACCESS_READ) as m, memoryview(m) as view:
+                self._hash.update(view[start - base:])
+        except (OSError, ValueError) as exc:  # ValueError: the file is shorter than the range
+            raise self.local_error(exc if isinstance(exc, OSError) else OSError(f"the temporary file ends before {start + n} bytes")) from None
+        self._write_behind(start, start + n)
+
+    def _write_behind(self, start: int, end: int) -> None:
+        """On the hashing thread, for a range of the file that is written (and hashed): start
+        its write-back now, so that the final fsync has only the tail left to wait for, and
+        drop the range from ``BEHIND_LAG`` steps ago from the page cache, where a large
+        download would otherwise push out everything else (and, on a virtual machine, draw
+        fresh memory from the host for every page). Advisory: errors are ignored."""
+        if _FADV_DONTNEED is None or self._fd is None:
+            return
+        try:
+            os.posix_fadvise(self._fd, start, end - start, _FADV_DONTNEED)
+            self._behind.append((start, end))
+            if len(self._behind) > BEHIND_LAG:
+                s0, e0 = self._behind.popleft()
+                os.posix_fadvise(self._fd, s0, e0 - s0, _FADV_DONTNEED)
+        except OSError:
+            pass
 
     def _drain(self) -> None:
         if self._unhashed:
@@ -211,6 +238,8 @@ class VerifyingWriter:
         self._hash = hashlib.sha256()
         self.written = 0
         self.head = b""
+        self._behind_mark = 0
+        self._behind.clear()
         if self.out is not None:
             self.out.seek(0)
             self.out.truncate()
