@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import mmap
 import os
 import re
+import sys
 from collections import deque
 from dataclasses import dataclass
 from typing import Any, BinaryIO
@@ -65,6 +67,13 @@ BEHIND_LAG = 2
 #: on Linux, ``posix_fadvise(DONTNEED)`` starts write-back of a range's dirty pages without
 #: waiting, and drops its clean ones
 _FADV_DONTNEED: int | None = getattr(os, "POSIX_FADV_DONTNEED", None) if hasattr(os, "posix_fadvise") else None
+#: large content received by the socket transport goes into BLOCKS page-aligned blocks of
+#: BLOCK bytes, each hashed on one thread and written with O_DIRECT (past the page cache)
+#: on another; a tail or a file system that refuses O_DIRECT goes through the page cache
+BLOCK = 4 * 1024 * 1024
+BLOCKS = 4
+_DIRECT_ALIGN = 4096
+_O_DIRECT: int = getattr(os, "O_DIRECT", 0) if sys.platform.startswith("linux") else 0
 #: chunks queued for the hashing thread; a sink's chunk must stay valid until the sink
 #: returns from its HASH_IN_FLIGHT-th next call (the transports use HASH_IN_FLIGHT + 1 buffers)
 HASH_IN_FLIGHT = 3
@@ -98,6 +107,10 @@ class VerifyingWriter:
         self._unhashed = 0  # direct-mode bytes in the file not yet queued for hashing
         self._behind_mark = 0  # write-back was started for the file up to here
         self._behind: Any = deque()  # ranges started, not yet dropped
+        self._blocks: list[Any] | None = None  # block mode: (mmap, view, futures) per block
+        self._wpool: Any = None
+        self._turn = 0
+        self._odirect = False
         if size is not None and size >= PARALLEL_HASH_MIN:
             from concurrent.futures import ThreadPoolExecutor
 
@@ -152,6 +165,82 @@ class VerifyingWriter:
             details=["nothing was kept"],
             hint="free some disk space, or choose another cache with --cache-dir",
         )
+
+    # --- block mode: the transport receives into the writer's own aligned blocks ------------
+
+    def blocks(self) -> bool:
+        """Whether the transport may receive the content into this writer's blocks
+        (:meth:`next_block`, then :meth:`commit_block` with the bytes it put there). Each
+        block is hashed on one thread and written to the file with ``O_DIRECT`` on another,
+        straight from the block to the disk: no copy into the page cache, no page cache to
+        fill, and little left for the final fsync. Only for large content from its first
+        byte, on Linux, on a file system that accepts ``O_DIRECT``."""
+        if self._blocks is not None:
+            return True
+        if not _O_DIRECT or self._pool is None or self._fd is None or self.written:
+            return False
+        import fcntl
+
+        try:
+            fcntl.fcntl(self._fd, fcntl.F_SETFL, fcntl.fcntl(self._fd, fcntl.F_GETFL) | _O_DIRECT)
+        except OSError:
+            return False  # tmpfs and others: the transport takes another way
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._odirect = True
+        self._wpool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pkgloader-write")
+        maps = [mmap.mmap(-1, BLOCK) for _ in range(BLOCKS)]  # anonymous maps are page-aligned
+        self._blocks = [[m, memoryview(m), ()] for m in maps]
+        return True
+
+    def next_block(self) -> memoryview:
+        """The next free block (waiting until its last content is hashed and written)."""
+        assert self._blocks is not None
+        entry = self._blocks[self._turn]
+        busy, entry[2] = entry[2], ()
+        for fut in busy:
+            fut.result()
+        view: memoryview = entry[1]
+        return view
+
+    def commit_block(self, n: int) -> None:
+        """The transport put ``n`` bytes at the start of the block from :meth:`next_block`."""
+        assert self._blocks is not None and self._pool is not None
+        if self.size is not None and self.written + n > self.size:
+            raise self._too_large()
+        entry = self._blocks[self._turn]
+        view = entry[1][:n]
+        if self.written < 8:
+            self.head = (self.head + bytes(view[: 8 - self.written]))[:8]
+        entry[2] = (self._pool.submit(self._hash.update, view), self._wpool.submit(self._write_block, view, self.written))
+        self.written += n
+        self._turn = (self._turn + 1) % len(self._blocks)
+
+    def _write_block(self, view: memoryview, offset: int) -> None:
+        """On the writing thread: the block's bytes to the file at ``offset``."""
+        assert self._fd is not None
+        try:
+            if self._odirect and (len(view) % _DIRECT_ALIGN or offset % _DIRECT_ALIGN):
+                self._buffered()  # the tail: O_DIRECT takes whole aligned blocks only
+            while view:
+                try:
+                    k = os.pwrite(self._fd, view, offset)
+                except OSError as exc:
+                    if exc.errno != errno.EINVAL or not self._odirect:
+                        raise
+                    self._buffered()  # an alignment this device will not take: the page cache then
+                    continue
+                view, offset = view[k:], offset + k
+        except OSError as exc:
+            raise self.local_error(exc) from None
+
+    def _buffered(self) -> None:
+        """Writes from here on go through the page cache."""
+        if self._odirect and self._fd is not None:
+            import fcntl
+
+            self._odirect = False
+            fcntl.fcntl(self._fd, fcntl.F_SETFL, fcntl.fcntl(self._fd, fcntl.F_GETFL) & ~_O_DIRECT)
 
     # --- direct mode: the transport puts the bytes into the file itself --------------------
 
@@ -225,12 +314,36 @@ class VerifyingWriter:
             self._queue_unhashed()
         while self._pending:
             self._pending.popleft().result()
+        for entry in self._blocks or ():
+            busy, entry[2] = entry[2], ()
+            for fut in busy:
+                fut.result()
 
     def close(self) -> None:
-        self._drain()
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
+        """Wait for the helper threads and free them. Raises nothing: an error of theirs was
+        raised by ``verify`` or the write that met it, or is moot after the error that ended
+        the download."""
+        try:
+            self._drain()
+        except Exception:
+            pass
+        finally:
+            for pool in (self._pool, self._wpool):
+                if pool is not None:
+                    pool.shutdown(wait=True)
+            self._pool = self._wpool = None
+            if self._blocks is not None:
+                for entry in self._blocks:
+                    try:
+                        entry[1].release()
+                        entry[0].close()
+                    except BufferError:  # a view still held somewhere: freed with it
+                        pass
+                self._blocks = None
+            try:
+                self._buffered()
+            except OSError:
+                pass
 
     def reset(self) -> None:
         """Start over (before a retried download)."""
@@ -240,6 +353,7 @@ class VerifyingWriter:
         self.head = b""
         self._behind_mark = 0
         self._behind.clear()
+        self._turn = 0
         if self.out is not None:
             self.out.seek(0)
             self.out.truncate()

@@ -5,11 +5,12 @@ buys nothing (no HTTP/2 without TLS) but costs ~60 ms of imports per process, an
 streaming API copies every chunk; the standard library's ``http.client`` still costs ~13 ms
 of imports (the ``email`` package) per process. This module imports only ``socket``: it
 keeps a small keep-alive pool per host, disables Nagle, and streams bodies with
-``recv_into`` into a few reused buffers. On Linux, a large download whose sink can take
-direct writes (``VerifyingWriter.direct``) is moved from the socket into its file with
-``splice``, never passing through Python; the writer hashes it back from the file on
-another thread. ``https://`` URLs keep going through httpx (HTTP/2 via
-ALPN). Redirects, retries and backoff are the shared policy in ``_http``.
+``recv_into`` into a few reused buffers. On Linux, a large download goes the cheapest way
+its sink offers: received straight into the verifying writer's aligned blocks, which it
+hashes on one thread and writes with ``O_DIRECT`` on another (``VerifyingWriter.blocks``);
+where the file system refuses ``O_DIRECT``, moved from the socket into the file with
+``splice`` and hashed back from the file (``VerifyingWriter.direct``). ``https://`` URLs keep
+going through httpx (HTTP/2 via ALPN). Redirects, retries and backoff are the shared policy in ``_http``.
 
 What it speaks (RFC 9112, client side): one request at a time per connection; bodies framed
 by ``Content-Length``, ``Transfer-Encoding: chunked`` or the end of the connection; 1xx
@@ -356,6 +357,14 @@ class StdTransport:
                 conn.close()
             return redirect
         if req.sink is not None and 200 <= status < 300:
+            blocks = getattr(req.sink, "blocks", None) if reader.sized else None
+            if blocks is not None and blocks():
+                _block_body(reader, req.sink)
+                if keep and not conn.pending:
+                    self._put(key, conn)
+                else:
+                    conn.close()
+                return Response(status, headers, b"", req.url, version)
             direct = getattr(req.sink, "direct", None) if _SPLICE and reader.sized else None
             target = direct() if direct is not None else None
             if target is not None and _splice_body(conn, reader, req.sink, *target):
@@ -385,6 +394,19 @@ _SPLICE = sys.platform.startswith("linux") and hasattr(os, "splice")
 _SPLICE_CHUNK = 1 << 20
 #: what splice says where a file system (or socket) does not support it
 _NO_SPLICE = frozenset({errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EXDEV})
+
+
+def _block_body(reader: _Body, sink: Any) -> None:
+    """Receive a Content-Length body straight into the sink's blocks (see
+    ``VerifyingWriter.blocks``), each filled to the brim before it is handed over."""
+    while reader.remaining:
+        view = sink.next_block()
+        want = min(len(view), reader.remaining)
+        n = 0
+        while n < want:
+            n += reader.readinto(view[n:want])  # ShortBody if the connection ends early
+        sink.commit_block(n)
+    reader.done = True
 
 
 def _splice_body(conn: _Conn, reader: _Body, sink: Any, fd: int, offset: int) -> bool:

@@ -274,18 +274,25 @@ def _custom_section(name: bytes, payload: bytes) -> bytes:
     return b"\x00" + leb(len(body)) + body
 
 
+@pytest.mark.parametrize("way", ["blocks", "splice"])
 def test_large_cold_fetch_is_written_to_disk_once(registry, registry_config, wit_package, tmp_path: Path,  # type: ignore[no-untyped-def]
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    """A download of SHARE_MIN bytes or more is spliced from the socket into the cache (on
-    Linux), hard-linked to the output, not copied; the cache still never serves bytes that
-    no longer match (an output edited in place)."""
-    from pkgloader import _stdhttp
+                                                  monkeypatch: pytest.MonkeyPatch, way: str) -> None:
+    """A download of SHARE_MIN bytes or more goes from the socket to the cache file without
+    a copy through the page cache (Linux: received into blocks written with O_DIRECT, or,
+    where the file system refuses that, spliced), is hard-linked to the output, not copied;
+    the cache still never serves bytes that no longer match (an output edited in place)."""
+    from pkgloader import _digest, _stdhttp
     from pkgloader._engine import SHARE_MIN
 
+    if way == "splice":
+        monkeypatch.setattr(_digest, "_O_DIRECT", 0)
     splices: list[int] = []
     real_splice = getattr(os, "splice", None)
     if real_splice is not None:
         monkeypatch.setattr(os, "splice", lambda *a, **kw: splices.append(1) or real_splice(*a, **kw))
+    blocks: list[bool] = []
+    real_blocks = _digest.VerifyingWriter.blocks
+    monkeypatch.setattr(_digest.VerifyingWriter, "blocks", lambda self: blocks.append(real_blocks(self)) or blocks[-1])
 
     registry_config(registry)
     big = wit_package("test", "big", "1.0.0").read_bytes() + _custom_section(b"padding", os.urandom(SHARE_MIN + 1000))
@@ -296,7 +303,10 @@ def test_large_cold_fetch_is_written_to_disk_once(registry, registry_config, wit
         first = c.fetch("test:big@=1.0.0", tmp_path / "out" / "big.wasm")
         blob = c.engine.cache.blob_path(first.release.digest)
         assert not first.from_cache and first.path.read_bytes() == big
-        assert bool(splices) is _stdhttp._SPLICE  # the real registry's body went socket -> file
+        if way == "blocks" and _digest._O_DIRECT:
+            assert blocks == [True] and not splices  # the real registry's body went into blocks
+        else:
+            assert not any(blocks) and bool(splices) is _stdhttp._SPLICE  # socket -> pipe -> file
         assert os.path.samefile(first.path, blob)
         again = c.fetch("test:big@=1.0.0", tmp_path / "again.wasm")  # from the cache: a copy
         assert again.from_cache and not os.path.samefile(again.path, blob)

@@ -63,7 +63,10 @@ class ScriptedServer:
         with conn:
             while True:
                 while b"\r\n\r\n" not in buf:
-                    data = conn.recv(65536)
+                    try:
+                        data = conn.recv(65536)
+                    except ConnectionResetError:  # the client gave up on a body it did not read
+                        return
                     if not data:
                         return
                     buf += data
@@ -336,18 +339,22 @@ def test_split_http_url_refuses_other_schemes_and_bad_ports() -> None:
 
 # --- large bodies spliced straight into the download's file ---------------------------------
 
+import errno  # noqa: E402
 import hashlib  # noqa: E402
 import os  # noqa: E402
 
 from pkgloader import _digest, _stdhttp  # noqa: E402
 from pkgloader._digest import Digest, VerifyingWriter  # noqa: E402
+from pkgloader._errors import DigestMismatch, LocalIOError  # noqa: E402
 from pkgloader._http import HttpSettings as _Settings  # noqa: E402
 
 
 @pytest.fixture
 def direct_writer(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
-    """A VerifyingWriter over a temp file, in the mode that allows direct writes."""
+    """A VerifyingWriter over a temp file, in the mode that allows direct writes (splice:
+    block mode, which would be taken first, is switched off)."""
     monkeypatch.setattr(_digest, "PARALLEL_HASH_MIN", 1)
+    monkeypatch.setattr(_digest, "_O_DIRECT", 0)
     files = []
 
     def make(payload: bytes) -> VerifyingWriter:
@@ -429,6 +436,137 @@ def test_no_splice_from_the_socket_reads_the_ordinary_way(serve, direct_writer, 
     _fetch_and_check(srv, direct_writer(payload), payload)
 
 
+# --- large bodies received into the writer's blocks and written with O_DIRECT ----------------
+
+_HAS_ODIRECT = bool(_digest._O_DIRECT)
+
+
+@pytest.fixture
+def block_writer(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    """A VerifyingWriter over a temp file on this disk (which takes O_DIRECT), small blocks."""
+    monkeypatch.setattr(_digest, "PARALLEL_HASH_MIN", 1)
+    monkeypatch.setattr(_digest, "BLOCK", 64 * 1024)
+    files = []
+
+    def make(payload: bytes) -> VerifyingWriter:
+        f = open(tmp_path / f"blob{len(files)}", "w+b")
+        files.append(f)
+        return VerifyingWriter(f, Digest("sha256", hashlib.sha256(payload).hexdigest()), len(payload),
+                               what="test blob", origin="test")
+
+    yield make
+    for f in files:
+        f.close()
+
+
+def _o_direct_on(f) -> bool:  # type: ignore[no-untyped-def]
+    import fcntl
+
+    return bool(fcntl.fcntl(f.fileno(), fcntl.F_GETFL) & _digest._O_DIRECT)
+
+
+@pytest.mark.skipif(not _HAS_ODIRECT, reason="O_DIRECT block writes are Linux-only; other systems take the copy path")
+def test_large_body_goes_into_blocks_written_past_the_page_cache(serve, block_writer, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    payload = os.urandom(1_000_000 + 123)  # 15 whole blocks, then an unaligned tail
+    srv = serve(lambda req, c, i: (ok(payload), False))
+    w = block_writer(payload)
+    written: list[tuple[int, int, bool]] = []
+    real = os.pwrite
+
+    def recording(fd, data, offset):  # type: ignore[no-untyped-def]
+        written.append((offset, len(data), _o_direct_on(w.out)))
+        return real(fd, data, offset)
+
+    monkeypatch.setattr(os, "pwrite", recording)
+    calls = _count_splices(monkeypatch)
+    t = StdTransport(_Settings(retries=0))
+    resp = t.send(Request("GET", srv.url + "/blob", sink=w))
+    w.verify()
+    w.close()
+    assert resp.status == 200 and resp.content == b""
+    w.out.seek(0)
+    assert w.out.read() == payload and w.head == payload[:8]
+    assert calls == []  # no splice: the blocks were the way
+    whole = [x for x in written if x[1] == 64 * 1024]
+    assert len(whole) == 15 and all(direct for _, _, direct in whole)  # O_DIRECT, block by block
+    assert written[-1] == (15 * 64 * 1024, len(payload) - 15 * 64 * 1024, False)  # the tail through the cache
+    assert not _o_direct_on(w.out)  # the file is left as it was given
+    t.send(Request("GET", srv.url + "/again"))
+    assert srv.connections == 1  # framed exactly: the connection was reused
+
+
+@pytest.mark.skipif(not _HAS_ODIRECT, reason="O_DIRECT block writes are Linux-only")
+def test_blocks_refused_by_the_file_system_fall_back_to_splice(serve, block_writer, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # tmpfs and some others refuse O_DIRECT when it is switched on: nothing changed, next way
+    import fcntl
+
+    payload = os.urandom(300_000)
+    srv = serve(lambda req, c, i: (ok(payload), False))
+    real = fcntl.fcntl
+
+    def no_direct(fd, cmd, arg=0):  # type: ignore[no-untyped-def]
+        if cmd == fcntl.F_SETFL and arg & _digest._O_DIRECT:
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real(fd, cmd, arg)
+
+    monkeypatch.setattr(fcntl, "fcntl", no_direct)
+    calls = _count_splices(monkeypatch)
+    w = block_writer(payload)
+    _fetch_and_check(srv, w, payload)
+    assert w._blocks is None and len(calls) >= 2
+
+
+@pytest.mark.skipif(not _HAS_ODIRECT, reason="O_DIRECT block writes are Linux-only")
+def test_a_block_write_refused_for_its_alignment_goes_through_the_page_cache(serve, block_writer, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # a device with a larger logical block than a page: EINVAL from the write itself
+    payload = os.urandom(500_000)
+    srv = serve(lambda req, c, i: (ok(payload), False))
+    w = block_writer(payload)
+    real = os.pwrite
+
+    def picky(fd, data, offset):  # type: ignore[no-untyped-def]
+        if _o_direct_on(w.out):
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real(fd, data, offset)
+
+    monkeypatch.setattr(os, "pwrite", picky)
+    _fetch_and_check(srv, w, payload)
+
+
+@pytest.mark.skipif(not _HAS_ODIRECT, reason="O_DIRECT block writes are Linux-only")
+def test_block_write_failure_is_a_local_error_and_not_retried(serve, block_writer, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    payload = os.urandom(500_000)
+    srv = serve(lambda req, c, i: (ok(payload), False))
+
+    def full(fd, data, offset):  # type: ignore[no-untyped-def]
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "pwrite", full)
+    w = block_writer(payload)
+    with pytest.raises(LocalIOError, match="No space left on device"):
+        StdTransport(_Settings(retries=3)).send(Request("GET", srv.url + "/blob", sink=w))
+        w.verify()
+    w.close()
+    assert len(srv.seen) == 1
+
+
+@pytest.mark.skipif(not _HAS_ODIRECT, reason="O_DIRECT block writes are Linux-only")
+def test_block_body_that_ends_early_and_a_wrong_digest(serve, block_writer) -> None:  # type: ignore[no-untyped-def]
+    payload = os.urandom(400_000)
+    srv = serve(lambda req, c, i: (b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(payload) + payload[:200_000], True))
+    w = block_writer(payload)
+    with pytest.raises(ShortBody, match=f"of {len(payload)} bytes"):
+        StdTransport(_Settings(retries=0))._send_once(Request("GET", srv.url + "/blob", sink=w))
+    w.close()
+    other = os.urandom(len(payload))
+    srv2 = serve(lambda req, c, i: (ok(other), False))
+    w2 = block_writer(payload)
+    StdTransport(_Settings(retries=0)).send(Request("GET", srv2.url + "/blob", sink=w2))
+    with pytest.raises(DigestMismatch):
+        w2.verify()
+    w2.close()
+
+
 def _fetch_and_check(srv: ScriptedServer, w: VerifyingWriter, payload: bytes) -> None:
     StdTransport(_Settings(retries=0)).send(Request("GET", srv.url + "/blob", sink=w))
     w.verify()
@@ -491,10 +629,6 @@ def test_ipv6_literal_host_header() -> None:
 
 
 # --- a full disk is the machine's problem, not the network's ---------------------------------
-
-import errno  # noqa: E402
-
-from pkgloader._errors import LocalIOError  # noqa: E402
 
 
 class _FullDisk:
