@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import mmap
 import os
 import re
 import sys
@@ -152,7 +151,8 @@ class VerifyingWriter:
         except OSError as exc:
             raise self.local_error(exc) from None
         self.written += n
-        if self._pool is not None and self.written - self._behind_mark >= BEHIND_STEP:
+        if self._pool is not None and _FADV_DONTNEED is not None and self._fd is not None \
+                and self.written - self._behind_mark >= BEHIND_STEP:
             # after the write: the hashing thread runs this once the range is on its way
             self._pending.append(self._pool.submit(self._write_behind, self._behind_mark, self.written))
             self._behind_mark = self.written
@@ -185,6 +185,7 @@ class VerifyingWriter:
             fcntl.fcntl(self._fd, fcntl.F_SETFL, fcntl.fcntl(self._fd, fcntl.F_GETFL) | _O_DIRECT)
         except OSError:
             return False  # tmpfs and others: the transport takes another way
+        import mmap
         from concurrent.futures import ThreadPoolExecutor
 
         self._odirect = True
@@ -283,6 +284,8 @@ class VerifyingWriter:
     def _hash_file_range(self, start: int, n: int) -> None:
         """On the hashing thread: hash ``n`` bytes of the file from ``start`` through a
         read-only mapping of the range (no copy out of the page cache), then write it behind."""
+        import mmap  # only large downloads need it: kept off the start-up path
+
         assert self._fd is not None
         base = start - start % mmap.ALLOCATIONGRANULARITY
         try:

@@ -349,12 +349,8 @@ from pkgloader._errors import DigestMismatch, LocalIOError  # noqa: E402
 from pkgloader._http import HttpSettings as _Settings  # noqa: E402
 
 
-@pytest.fixture
-def direct_writer(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
-    """A VerifyingWriter over a temp file, in the mode that allows direct writes (splice:
-    block mode, which would be taken first, is switched off)."""
-    monkeypatch.setattr(_digest, "PARALLEL_HASH_MIN", 1)
-    monkeypatch.setattr(_digest, "_O_DIRECT", 0)
+def _file_writers(tmp_path):  # type: ignore[no-untyped-def]
+    """Yields a maker of VerifyingWriters over fresh temp files (closed afterwards)."""
     files = []
 
     def make(payload: bytes) -> VerifyingWriter:
@@ -366,6 +362,15 @@ def direct_writer(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
     yield make
     for f in files:
         f.close()
+
+
+@pytest.fixture
+def direct_writer(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    """A VerifyingWriter over a temp file, in the mode that allows direct writes (splice:
+    block mode, which would be taken first, is switched off)."""
+    monkeypatch.setattr(_digest, "PARALLEL_HASH_MIN", 1)
+    monkeypatch.setattr(_digest, "_O_DIRECT", 0)
+    yield from _file_writers(tmp_path)
 
 
 def _count_splices(monkeypatch) -> list[int]:  # type: ignore[no-untyped-def]
@@ -446,17 +451,7 @@ def block_writer(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
     """A VerifyingWriter over a temp file on this disk (which takes O_DIRECT), small blocks."""
     monkeypatch.setattr(_digest, "PARALLEL_HASH_MIN", 1)
     monkeypatch.setattr(_digest, "BLOCK", 64 * 1024)
-    files = []
-
-    def make(payload: bytes) -> VerifyingWriter:
-        f = open(tmp_path / f"blob{len(files)}", "w+b")
-        files.append(f)
-        return VerifyingWriter(f, Digest("sha256", hashlib.sha256(payload).hexdigest()), len(payload),
-                               what="test blob", origin="test")
-
-    yield make
-    for f in files:
-        f.close()
+    yield from _file_writers(tmp_path)
 
 
 def _o_direct_on(f) -> bool:  # type: ignore[no-untyped-def]
