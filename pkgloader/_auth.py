@@ -4,6 +4,7 @@ challenge flow (``WWW-Authenticate: Bearer realm=...,service=...,scope=...``).
 Tokens are cached per (realm, service, scope) until they expire. Once a host's challenge is
 known, a token for a new scope is fetched *before* the request, saving a 401 round trip.
 When configured credentials are refused on a pull, one anonymous attempt is made.
+Concurrent requests that need the same token share one token request (single flight).
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ class AuthSession:
         self._lock = threading.Lock()
         self._tokens: dict[tuple[str, str, str], tuple[str, float]] = {}
         self._challenges: dict[str, Challenge] = {}  # host -> challenge
+        self._generations: dict[tuple[str, str, str], int] = {}  # bumped when a token is dropped
         self.token_requests = 0
 
     def challenge_for(self, host: str) -> Challenge | None:
@@ -83,8 +85,16 @@ class AuthSession:
             self._tokens[key] = (token, time.time() + max(lifetime - TOKEN_SAFETY_MARGIN, 1.0))
 
     def drop(self, challenge: Challenge, scope: str) -> None:
+        key = (challenge.realm or "", challenge.service or "", scope)
         with self._lock:
-            self._tokens.pop((challenge.realm or "", challenge.service or "", scope), None)
+            self._tokens.pop(key, None)
+            self._generations[key] = self._generations.get(key, 0) + 1
+
+    def generation(self, challenge: Challenge, scope: str) -> int:
+        """How often this token was dropped: a fresh fetch after a drop is never answered
+        with the shared answer of the one before."""
+        with self._lock:
+            return self._generations.get((challenge.realm or "", challenge.service or "", scope), 0)
 
 
 def _basic(username: str, password: str) -> str:
@@ -105,15 +115,19 @@ def token_flow(session: AuthSession, challenge: Challenge, scope: str, creds: Cr
         query["scope"] = scope
     headers: dict[str, str] = {"Accept": "application/json"}
     session.token_requests += 1
+    # concurrent flows asking for the same token share one request (see _http.SingleFlight)
+    shared = ("token", realm, challenge.service or "", scope, session.generation(challenge, scope),
+              (creds.kind, creds.username, creds.source) if creds is not None else None)
     if creds is not None and creds.kind == "identity-token":
         form = dict(query, grant_type="refresh_token", refresh_token=creds.secret, client_id="pkgloader")
         req = Request("POST", realm, {**headers, "Content-Type": "application/x-www-form-urlencoded"},
-                      content=urlencode(form).encode(), max_body=1 << 20)
+                      content=urlencode(form).encode(), max_body=1 << 20, shared=shared)
     else:
         if creds is not None and creds.kind == "basic":
             headers["Authorization"] = _basic(creds.username or "", creds.secret)
         sep = "&" if "?" in realm else "?"
-        req = Request("GET", realm + (sep + urlencode(query) if query else ""), headers, max_body=1 << 20)
+        req = Request("GET", realm + (sep + urlencode(query) if query else ""), headers, max_body=1 << 20,
+                      shared=shared)
     resp: Response = yield req
     if resp.status in (401, 403):
         return None

@@ -1,7 +1,7 @@
 """``Client`` (sync) and ``AsyncClient`` (async): thin drivers over the Engine's flows.
 
 Both are configured exactly as the CLI is (``Config.load()``) unless given a ``Config``.
-One connection pool per registry per client; HTTP/2 where the server offers it.
+One connection pool per registry per client (HTTP/1.1 keep-alive).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from ._semver import Version
 if TYPE_CHECKING:  # pragma: no cover
     from ._http import AsyncTransport, Flow, Observer
     from ._project import Project, ProjectResult, Provider
-    from ._stdhttp import RoutingTransport
+    from ._stdhttp import StdTransport
     from .backends.oci import PublishResult
 
 __all__ = ["Client", "AsyncClient", "FetchResult"]
@@ -66,17 +66,17 @@ class Client(_Base):
 
     def __init__(self, config: Config | None = None, **kwargs: Any) -> None:
         super().__init__(config, **kwargs)
-        self._transports: dict[str, RoutingTransport] = {}
+        self._transports: dict[str, StdTransport] = {}
         self._lock = threading.Lock()
 
-    def _transport(self, registry: str) -> RoutingTransport:
+    def _transport(self, registry: str) -> StdTransport:
         with self._lock:
             t = self._transports.get(registry)
             if t is None:
                 from ._source import http_settings
-                from ._stdhttp import RoutingTransport
+                from ._stdhttp import StdTransport
 
-                t = RoutingTransport(http_settings(self.config, registry), observer=self._observer)
+                t = StdTransport(http_settings(self.config, registry), observer=self._observer)
                 self._transports[registry] = t
             return t
 

@@ -151,6 +151,8 @@ class OciConfig:
     protocol: str | None = None  # "http" | "https" | None (https; http on loopback)
     accept_invalid_certificates: bool = False
     extra_root_certificates: tuple[bytes, ...] = ()  # PEM or DER bytes
+    client_certificate: str | None = None  # PEM file (may hold the key too), for mutual TLS
+    client_key: str | None = None  # PEM file of the client certificate's key
 
 
 @dataclass(frozen=True)
@@ -202,6 +204,8 @@ class RegistryConfig:
             protocol=table.get("protocol"),
             accept_invalid_certificates=bool(table.get("accept_invalid_certificates", False)),
             extra_root_certificates=tuple(certs),
+            client_certificate=table.get("client_certificate"),
+            client_key=table.get("client_key"),
         )
 
     def local(self) -> LocalConfig | None:
@@ -235,6 +239,14 @@ class Settings:
     max_concurrency: Setting[int] = Setting(8, DEFAULT_ORIGIN)
     retries: Setting[int] = Setting(3, DEFAULT_ORIGIN)
     fsync: Setting[bool] = Setting(True, DEFAULT_ORIGIN)
+    stall_timeout: Setting[float] = Setting(30.0, DEFAULT_ORIGIN)
+    low_speed_limit: Setting[int] = Setting(1024, DEFAULT_ORIGIN)
+    low_speed_time: Setting[float] = Setting(30.0, DEFAULT_ORIGIN)
+    trust_store: Setting[str] = Setting("auto", DEFAULT_ORIGIN)
+    proxy: Setting[str] | None = None  # both schemes (ALL_PROXY)
+    https_proxy: Setting[str] | None = None
+    http_proxy: Setting[str] | None = None
+    no_proxy: Setting[str] | None = None
 
 
 _SETTING_TYPES: dict[str, tuple[type | tuple[type, ...], str]] = {
@@ -247,7 +259,18 @@ _SETTING_TYPES: dict[str, tuple[type | tuple[type, ...], str]] = {
     "max_concurrency": (int, "a whole number from 1 to 64"),
     "retries": (int, "a whole number from 0 to 10"),
     "fsync": (bool, "true or false"),
+    "stall_timeout": ((int, float), "a number of seconds"),
+    "low_speed_limit": (int, "a whole number of bytes per second (0 turns the check off)"),
+    "low_speed_time": ((int, float), "a number of seconds"),
+    "trust_store": (str, '"auto", "openssl" or "system"'),
+    "proxy": (str, "a proxy URL such as http://proxy.example.com:3128"),
+    "https_proxy": (str, "a proxy URL such as http://proxy.example.com:3128"),
+    "http_proxy": (str, "a proxy URL such as http://proxy.example.com:3128"),
+    "no_proxy": ((str, list), 'a list of hosts, e.g. "localhost,.internal,10.0.0.0/8" or an array'),
 }
+_FLOAT_SETTINGS = ("timeout", "connect_timeout", "metadata_timeout", "stall_timeout", "low_speed_time")
+_PROXY_SETTINGS = ("proxy", "https_proxy", "http_proxy")
+TRUST_STORES = ("auto", "openssl", "system")
 
 
 @dataclass(frozen=True)
@@ -367,6 +390,13 @@ class Config:
                     cfg.settings, cache_dir=Setting(Path(value).expanduser(), Origin("env", var))
                 )
                 break
+
+        from ._proxy import from_environment
+
+        for key, (value, var) in from_environment(env).items():
+            if key != "no_proxy":
+                check_proxy_url(value, f"environment variable {var}")
+            cfg.settings = replace(cfg.settings, **{key: Setting(value.strip(), Origin("env", var))})  # type: ignore[arg-type]
 
         for file in config_files:
             path = Path(file).expanduser()
@@ -511,12 +541,34 @@ class Config:
         pk: dict[str, Any] = {}
         pk["cache_dir"] = show(st.cache_dir) if st.cache_dir else show(Setting(default_cache_dir(), DEFAULT_ORIGIN))
         for name in ("strict", "timeout", "connect_timeout", "metadata_timeout", "metadata_ttl", "max_concurrency", "retries",
-                     "fsync"):
+                     "fsync", "stall_timeout", "low_speed_limit", "low_speed_time", "trust_store"):
             pk[name] = show(getattr(st, name))
+        for name in ("proxy", "https_proxy", "http_proxy", "no_proxy"):
+            setting = getattr(st, name)
+            if setting is not None:
+                pk[name] = show(setting, setting.value if secrets or name == "no_proxy" else _redact_proxy(setting.value))
         out["pkgloader"] = pk
         if self.dependencies:
             out["dependencies"] = {k: show(s) for k, s in sorted(self.dependencies.items())}
         return out
+
+
+def check_proxy_url(value: str, origin: str) -> None:
+    """A ConfigError (naming ``origin``, never the credentials) unless ``value`` is a proxy
+    URL pkgloader can use."""
+    from ._proxy import parse_proxy_url
+
+    try:
+        parse_proxy_url(value, origin)
+    except ValueError as exc:
+        raise ConfigError(f"invalid proxy setting: {exc}", details=[f"set by: {origin}"],
+                          hint="write http://host:port (credentials, if any, as http://user:password@host:port)") from None
+
+
+def _redact_proxy(value: str) -> str:
+    from ._http import redact_url
+
+    return redact_url(value if "://" in value else "http://" + value)
 
 
 def _mask(backend: str, key: str, value: Any) -> Any:
@@ -617,7 +669,8 @@ def validate_registry_name(value: str, origin: Origin) -> str:
 
 
 _TOP_KEYS = ("default_registry", "namespace_registries", "package_registry_overrides", "registry", "pkgloader", "dependencies")
-_OCI_KEYS = ("auth", "protocol", "accept_invalid_certificates", "extra_root_certificates")
+_OCI_KEYS = ("auth", "protocol", "accept_invalid_certificates", "extra_root_certificates", "client_certificate",
+             "client_key")
 _LOCAL_KEYS = ("root",)
 _WARG_KEYS = ("url", "auth_token", "config_file", "signing_key")
 
@@ -857,6 +910,10 @@ class _Loader:
             if key == "accept_invalid_certificates":
                 self.expect(kp, value, bool, "true or false")
                 return value
+            if key in ("client_certificate", "client_key"):
+                self.expect(kp, value, str, "the path of a PEM file")
+                path = Path(value).expanduser()
+                return str(path if path.is_absolute() else self.base_dir / path)
             if key == "extra_root_certificates":
                 self.expect(kp, value, list, 'an array of { encoding = "pem", data = "..." } tables')
                 out = []
@@ -908,15 +965,26 @@ class _Loader:
             if key == "cache_dir":
                 p = Path(value).expanduser()
                 value = p if p.is_absolute() else self.base_dir / p
-            elif key in ("timeout", "connect_timeout", "metadata_timeout") and not 0 < value <= 3600:
+            elif key in _FLOAT_SETTINGS and not 0 < value <= 3600:
                 raise self.fail(kp, f"{key} must be between 0 and 3600 seconds, got {value}")
+            elif key == "low_speed_limit" and value < 0:
+                raise self.fail(kp, f"low_speed_limit must not be negative, got {value}")
+            elif key == "trust_store" and value not in TRUST_STORES:
+                raise self.fail(kp, f"trust_store must be one of {', '.join(TRUST_STORES)}, got {_short(value)}")
+            elif key in _PROXY_SETTINGS:
+                check_proxy_url(value, str(self.origin(kp)))
+            elif key == "no_proxy":
+                if isinstance(value, list):
+                    for i, item in enumerate(value):
+                        self.expect(kp + [str(i)], item, str, "a host, host:port, IP address or CIDR range")
+                    value = ",".join(value)
             elif key == "max_concurrency" and not 1 <= value <= 64:
                 raise self.fail(kp, f"max_concurrency must be from 1 to 64, got {value}")
             elif key == "retries" and not 0 <= value <= 10:
                 raise self.fail(kp, f"retries must be from 0 to 10, got {value}")
             elif key == "metadata_ttl" and value < 0:
                 raise self.fail(kp, f"metadata_ttl must not be negative, got {value}")
-            if key in ("timeout", "connect_timeout", "metadata_timeout"):
+            if key in _FLOAT_SETTINGS:
                 value = float(value)
             st = replace(st, **{key: Setting(value, self.origin(kp))})
         self.cfg.settings = st

@@ -230,6 +230,12 @@ def http_settings(config: Config, registry: str) -> HttpSettings:
     rc = config.registry_config(registry)
     oci = rc.oci() if "oci" in rc.backends else None
     st = config.settings
+    client_cert = oci.client_certificate if oci else None
+    client_key = oci.client_key if oci else None
+    if client_cert is None:
+        import os
+
+        client_cert = os.environ.get("SSL_CLIENT_CERT") or None  # as uv reads it: certificate and key in one PEM
     return HttpSettings(
         timeout=st.timeout.value,
         connect_timeout=st.connect_timeout.value,
@@ -237,19 +243,43 @@ def http_settings(config: Config, registry: str) -> HttpSettings:
         extra_root_certificates=oci.extra_root_certificates if oci else (),
         accept_invalid_certificates=oci.accept_invalid_certificates if oci else False,
         max_connections=max(st.max_concurrency.value, 4),
+        stall_timeout=st.stall_timeout.value,
+        low_speed_limit=st.low_speed_limit.value,
+        low_speed_time=st.low_speed_time.value,
+        trust_store=st.trust_store.value,
+        client_certificate=client_cert,
+        client_key=client_key,
+        proxies=proxy_settings(config),
     )
+
+
+def proxy_settings(config: Config) -> Any:
+    """The proxies the config and environment name (``None`` when there are none)."""
+    st = config.settings
+    if st.proxy is None and st.https_proxy is None and st.http_proxy is None:
+        return None
+    from ._proxy import ProxySettings, parse_proxy_url, split_no_proxy
+
+    def pick(specific: Any) -> Any:
+        chosen = specific if specific is not None else st.proxy
+        if chosen is None:
+            return None
+        return parse_proxy_url(chosen.value, str(chosen.origin))
+
+    return ProxySettings(http=pick(st.http_proxy), https=pick(st.https_proxy),
+                         no_proxy=split_no_proxy(st.no_proxy.value) if st.no_proxy is not None else ())
 
 
 def resolve_source(config: Config, package: PackageRef, *, offline: bool = False) -> Source:
     """Synchronous convenience: resolve one package's source, opening a connection only
     when metadata must be discovered."""
     from ._http import run_sync
-    from ._stdhttp import RoutingTransport
+    from ._stdhttp import StdTransport
 
-    opened: list[RoutingTransport] = []
+    opened: list[StdTransport] = []
 
-    def transport() -> RoutingTransport:
-        opened.append(RoutingTransport(http_settings(config, config.choose_registry(package).registry)))
+    def transport() -> StdTransport:
+        opened.append(StdTransport(http_settings(config, config.choose_registry(package).registry)))
         return opened[0]
 
     try:

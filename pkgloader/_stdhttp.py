@@ -1,62 +1,60 @@
-"""A small HTTP/1.1 client on plain sockets, for ``http://`` registries in the sync client.
+"""The sync HTTP/1.1 transport: the standard library's ``http.client`` over ``ssl``, for
+``http://`` and ``https://`` registries alike, directly or through an ``http://`` proxy
+(absolute-form requests for ``http://``, a ``CONNECT`` tunnel for ``https://``).
 
-Why a second transport: for plain ``http://`` registries (loopback, build networks) httpx
-buys nothing (no HTTP/2 without TLS) but costs ~60 ms of imports per process, and its
-streaming API copies every chunk; the standard library's ``http.client`` still costs ~13 ms
-of imports (the ``email`` package) per process. This module imports only ``socket``: it
-keeps a small keep-alive pool per host, disables Nagle, and streams bodies with
-``recv_into`` into a few reused buffers. On Linux, a large download goes the cheapest way
-its sink offers: received straight into the verifying writer's aligned blocks, which it
-hashes on one thread and writes with ``O_DIRECT`` on another (``VerifyingWriter.blocks``);
-where the file system refuses ``O_DIRECT``, moved from the socket into the file with
-``splice`` and hashed back from the file (``VerifyingWriter.direct``). ``https://`` URLs keep
-going through httpx (HTTP/2 via ALPN). Redirects, retries and backoff are the shared policy in ``_http``.
+``http.client`` does the protocol: request framing, status line and headers, bodies framed
+by ``Content-Length``, chunked or the end of the connection, and it lets us read a body
+with ``readinto`` into buffers we own. What this module adds is what no library offers:
 
-What it speaks (RFC 9112, client side): one request at a time per connection; bodies framed
-by ``Content-Length``, ``Transfer-Encoding: chunked`` or the end of the connection; 1xx
-interim responses skipped; uploads with a length or chunked. A body that ends early, a
-malformed status line or header, or a connection closed before any answer are errors
-(``OSError`` subclasses, so the retry policy treats them as transport failures).
+* a thread-safe keep-alive pool per (scheme, host, port, proxy), with one fresh attempt
+  when a pooled connection turns out to be closed by the server;
+* timeouts that mean what they say (see ``HttpSettings``): every read from the socket goes
+  through :class:`_MeteredIO`, which sets the socket's timeout to what is left of the
+  request's total deadline (small bodies and every response head) or of the stall timeout,
+  and counts bytes for the low-speed limit, so that a server trickling a byte a second
+  cannot hold a request; ``http.client`` alone knows only a per-``recv`` timeout;
+* large downloads received straight into the verifying writer's page-aligned blocks
+  (``VerifyingWriter.blocks``: hashed on one thread, written with ``O_DIRECT`` on another,
+  so nothing goes through the page cache), over plain HTTP and TLS alike; smaller ones into
+  a few reused 1 MiB buffers (``http.client``'s buffered reader reads a large
+  ``readinto`` straight into the caller's buffer, no copy);
+* the refused certificate's subject and issuer for the error message (one unverified
+  handshake, only after a verification failure).
+
+Redirects, retries and backoff are the shared policy in ``_http``.
 """
 
 from __future__ import annotations
 
-import errno
-import os
-import socket
-import sys
+import http.client
+import io
 import threading
-from typing import Any, Iterable
+import time
+from functools import partial
+from typing import Any
+from urllib.parse import urlsplit
 
 from ._http import (
     BodyTooLarge,
+    DeadlineExceeded,
     HttpSettings,
     Observer,
     Request,
     Response,
+    SingleFlight,
+    SpeedMeter,
+    StallTimeout,
     _redirect_target,
     drive_sync,
     user_agent,
 )
 
-__all__ = ["StdTransport", "RoutingTransport", "ShortBody", "ServerClosed", "ProtocolError"]
+__all__ = ["StdTransport", "ShortBody"]
 
 _BUF = 1 << 20
-_RECV = 64 * 1024
-_MAX_LINE = 64 * 1024
-_MAX_HEADERS = 256
+_READ = 64 * 1024
 _REDIRECT_DRAIN = 64 * 1024
-
-
-class ProtocolError(ConnectionError):
-    """The server's answer is not valid HTTP/1.1."""
-
-
-class ServerClosed(ConnectionError):
-    """The connection ended before a response started (a stale keep-alive connection)."""
-
-    def __init__(self) -> None:
-        super().__init__("the server closed the connection without answering")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class ShortBody(ConnectionError):
@@ -71,175 +69,67 @@ class ShortBody(ConnectionError):
             super().__init__(f"the body ended after {got} bytes, before its announced end")
 
 
-class _Conn:
-    """One TCP connection and the bytes received on it but not consumed yet."""
+class _MeteredIO(io.RawIOBase):
+    """The socket as ``http.client`` reads it: each ``recv`` is bounded by what is left of
+    the total deadline (when one is set) and by the stall timeout, and counted by the
+    low-speed meter (when one is set)."""
 
-    __slots__ = ("host", "port", "sock", "pending")
-
-    def __init__(self, host: str, port: int) -> None:
-        self.host = host
-        self.port = port
-        self.sock: socket.socket | None = None
-        self.pending = bytearray()
-
-    def connect(self, connect_timeout: float, read_timeout: float) -> None:
-        try:
-            sock = socket.create_connection((self.host, self.port), timeout=connect_timeout)
-        except OSError as exc:
-            exc.pkgloader_connecting = True  # type: ignore[attr-defined]  # for the error message
-            raise
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.settimeout(read_timeout)
+    def __init__(self, sock: Any, stall: float, deadline: float | None, limit: float) -> None:
+        super().__init__()
         self.sock = sock
+        self.stall = stall
+        self.deadline = deadline  # monotonic time, or None
+        self.limit = limit  # the deadline's length, for the message
+        self.meter: SpeedMeter | None = None
 
-    def close(self) -> None:
-        if self.sock is not None:
-            try:
-                self.sock.close()
-            finally:
-                self.sock = None
-        self.pending.clear()
-
-    def _fill(self) -> bool:
-        assert self.sock is not None
-        data = self.sock.recv(_RECV)
-        if not data:
-            return False
-        self.pending += data
+    def readable(self) -> bool:
         return True
 
-    def readline(self) -> bytes | None:
-        """One line including its ``\\n``; None at the end of the stream before any byte."""
-        start = 0
-        while True:
-            i = self.pending.find(b"\n", start)
-            if i >= 0:
-                line = bytes(self.pending[: i + 1])
-                del self.pending[: i + 1]
-                return line
-            start = len(self.pending)
-            if start > _MAX_LINE:
-                raise ProtocolError(f"a header line longer than {_MAX_LINE} bytes")
-            if not self._fill():
-                if self.pending:
-                    raise ProtocolError("the connection ended in the middle of a header line")
-                return None
-
-    def readinto(self, view: memoryview) -> int:
-        """Up to ``len(view)`` bytes; 0 at the end of the stream."""
-        if self.pending:
-            n = min(len(view), len(self.pending))
-            view[:n] = self.pending[:n]
-            del self.pending[:n]
-            return n
-        assert self.sock is not None
-        return self.sock.recv_into(view)
-
-
-class _Body:
-    """Reads one response body according to its framing."""
-
-    __slots__ = ("conn", "chunked", "remaining", "until_close", "got", "done", "expected")
-
-    def __init__(self, conn: _Conn, *, length: int | None, chunked: bool, until_close: bool) -> None:
-        self.conn = conn
-        self.chunked = chunked
-        self.until_close = until_close
-        self.remaining = length if length is not None else 0  # of the body or the current chunk
-        self.expected = length
-        self.got = 0
-        self.done = length == 0 and not chunked
-
-    def readinto(self, view: memoryview) -> int:
-        """Up to ``len(view)`` body bytes; 0 once the body is complete."""
-        if self.done:
-            return 0
-        if self.chunked and self.remaining == 0:
-            self._next_chunk()
-            if self.done:
-                return 0
-        want = len(view) if self.until_close else min(len(view), self.remaining)
-        n = self.conn.readinto(view[:want])
-        if n == 0:
-            if self.until_close:
-                self.done = True
-                return 0
-            raise ShortBody(self.got, self.expected if not self.chunked else None)
-        self.got += n
-        if not self.until_close:
-            self.remaining -= n
-            if self.remaining == 0:
-                if self.chunked:
-                    self._line(b"\r\n", "the CRLF after a chunk")
-                else:
-                    self.done = True
+    def readinto(self, b: Any) -> int:
+        wait = self.stall
+        if self.deadline is not None:
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                raise DeadlineExceeded(f"{self.limit:g} s")
+            wait = min(wait, left)
+        self.sock.settimeout(wait)
+        try:
+            n: int = self.sock.recv_into(b)
+        except TimeoutError:
+            if self.deadline is not None and time.monotonic() >= self.deadline - 0.01:
+                raise DeadlineExceeded(f"{self.limit:g} s") from None
+            raise StallTimeout(f"{self.stall:g} s") from None
+        if self.meter is not None and n:
+            self.meter.add(n)
         return n
 
-    def _line(self, expect: bytes | None, what: str) -> bytes:
-        line = self.conn.readline()
-        if line is None:
-            raise ShortBody(self.got, None)
-        if expect is not None and line.rstrip(b"\r\n") != expect.rstrip(b"\r\n"):
-            raise ProtocolError(f"malformed chunked body: expected {what}")
-        return line
 
-    def _next_chunk(self) -> None:
-        line = self._line(None, "a chunk size")
-        size_text = line.split(b";", 1)[0].strip()
-        try:
-            size = int(size_text, 16)
-        except ValueError:
-            raise ProtocolError(f"malformed chunk size {size_text[:40]!r}") from None
-        if size < 0:
-            raise ProtocolError("negative chunk size")
-        if size == 0:
-            while True:  # trailers, then the blank line
-                trailer = self._line(None, "the end of the trailers")
-                if trailer in (b"\r\n", b"\n"):
-                    break
-            self.done = True
-            return
-        self.remaining = size
+class _Response(http.client.HTTPResponse):
+    """An ``HTTPResponse`` reading through :class:`_MeteredIO`."""
 
-    @property
-    def sized(self) -> bool:
-        """Framed by Content-Length (so the bytes still owed are known)."""
-        return not self.chunked and not self.until_close
+    def __init__(self, sock: Any, debuglevel: int = 0, method: str | None = None, url: str | None = None, *,
+                 metered: tuple[float, float | None, float]) -> None:
+        super().__init__(sock, debuglevel, method, url)
+        self.fp.close()  # the plain makefile() of the base class: read through the meter instead
+        self.io = _MeteredIO(sock, *metered)
+        self.fp = io.BufferedReader(self.io, _READ)
 
-    def read(self, limit: int | None) -> bytes:
-        """The whole body (at most ``limit`` bytes, else :class:`BodyTooLarge`)."""
-        if limit is not None and self.expected is not None and not self.chunked and self.expected > limit:
-            raise BodyTooLarge(limit)
-        out = bytearray()
-        buf = bytearray(_RECV)
-        view = memoryview(buf)
-        while n := self.readinto(view):
-            out += view[:n]
-            if limit is not None and len(out) > limit:
-                raise BodyTooLarge(limit)
-        return bytes(out)
 
-    def drain(self, limit: int) -> bool:
-        """Read and drop the rest of the body if it is at most ``limit`` bytes."""
-        buf = bytearray(min(limit, _RECV) or 1)
-        view = memoryview(buf)
-        seen = 0
-        while n := self.readinto(view):
-            seen += n
-            if seen > limit:
-                return False
-        return True
+def _http_connection(tls: bool) -> type[http.client.HTTPConnection]:
+    return http.client.HTTPSConnection if tls else http.client.HTTPConnection
 
 
 class StdTransport:
-    """Sync transport for ``http://`` URLs. Thread-safe (one connection per request)."""
+    """Sync transport for ``http://`` and ``https://`` URLs. Thread-safe: a request takes a
+    connection from the pool (or opens one) and gives it back when its answer is read."""
 
     def __init__(self, settings: HttpSettings | None = None, *, observer: Observer | None = None) -> None:
         self.settings = settings or HttpSettings()
         self.observer = observer
-        self._idle: dict[tuple[str, int], list[_Conn]] = {}
+        self._idle: dict[tuple[Any, ...], list[http.client.HTTPConnection]] = {}
         self._lock = threading.Lock()
         self._local = threading.local()
+        self._flights = SingleFlight()
         self._ua = user_agent()
 
     def close(self) -> None:
@@ -249,25 +139,59 @@ class StdTransport:
                     c.close()
             self._idle.clear()
 
+    def __enter__(self) -> StdTransport:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def run(self, flow: Any) -> Any:
+        from ._http import run_sync
+
+        return run_sync(flow, lambda: self)
+
     def send(self, req: Request) -> Response:
-        return drive_sync(req, self._send_once, self.settings.retries, self.observer)
+        """One logical request: redirects, retries and backoff as the shared policy says."""
+        return drive_sync(req, self._send_once, self.settings.retries, self.observer, self._flights)
 
     # --- connections ------------------------------------------------------------------
 
-    def _get(self, key: tuple[str, int]) -> tuple[_Conn, bool]:
+    def _get(self, key: tuple[Any, ...]) -> http.client.HTTPConnection | None:
         with self._lock:
             idle = self._idle.get(key)
             if idle:
-                return idle.pop(), True
-        return _Conn(*key), False
+                return idle.pop()
+        return None
 
-    def _put(self, key: tuple[str, int], conn: _Conn) -> None:
+    def _put(self, key: tuple[Any, ...], conn: http.client.HTTPConnection) -> None:
         with self._lock:
             idle = self._idle.setdefault(key, [])
             if len(idle) < self.settings.max_connections:
                 idle.append(conn)
                 return
         conn.close()
+
+    def _connect(self, scheme: str, host: str, port: int, proxy: Any) -> http.client.HTTPConnection:
+        st = self.settings
+        tls = scheme == "https"
+        cls = _http_connection(tls)
+        kwargs: dict[str, Any] = {"timeout": st.connect_timeout}
+        if tls:
+            kwargs["context"] = st.verify()
+        if proxy is None:
+            conn = cls(host, port, **kwargs)
+        else:
+            conn = cls(proxy.host, proxy.port, **kwargs)
+            if tls:
+                tunnel_headers = {"Proxy-Authorization": proxy.authorization} if proxy.authorization else None
+                conn.set_tunnel(host, port, headers=tunnel_headers)
+        try:
+            conn.connect()
+        except OSError as exc:
+            conn.close()
+            _explain_connect_error(exc, scheme, host, port, proxy, st)
+            raise
+        return conn
 
     def _buffers(self) -> tuple[memoryview, ...]:
         """Receive buffers per thread, used in turn: a chunk handed to a sink stays valid
@@ -283,321 +207,196 @@ class StdTransport:
     # --- one request ------------------------------------------------------------------
 
     def _send_once(self, req: Request) -> Response | Request:
-        host, port, target = _split_http_url(req.url)
-        key = (host, port)
+        parts = urlsplit(req.url)
+        scheme = parts.scheme.lower()
+        if scheme not in _DEFAULT_PORTS:
+            raise ValueError(f"pkgloader speaks http:// and https://, not {scheme}://")
+        host = parts.hostname or ""
+        port = parts.port or _DEFAULT_PORTS[scheme]
+        proxies = self.settings.proxies
+        proxy = proxies.for_url(scheme, host, port) if proxies is not None else None
+        key = (scheme, host, port, proxy.display if proxy is not None else None)
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         headers = {"User-Agent": self._ua, **req.headers}
-        body: Any = req.content
-        replayable = body is None or isinstance(body, (bytes, bytearray))
-        conn, reused = self._get(key)
+        if proxy is not None and scheme == "http":
+            netloc = parts.netloc.rsplit("@", 1)[-1]
+            target = f"http://{netloc}{target}"  # absolute form, for the proxy
+            if proxy.authorization:
+                headers["Proxy-Authorization"] = proxy.authorization
+        replayable = req.content is None or isinstance(req.content, (bytes, bytearray))
+        conn = self._get(key)
+        reused = conn is not None
+        if conn is None:
+            conn = self._connect(scheme, host, port, proxy)
         try:
             try:
-                status, version, resp_headers, reader = self._exchange(conn, req, host, port, target, headers, body)
-            except (ServerClosed, BrokenPipeError, ConnectionResetError):
+                resp = self._exchange(conn, req, target, headers)
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
                 if not reused or not replayable:
                     raise
                 # a pooled connection the server had already closed: one fresh attempt
                 conn.close()
-                conn = _Conn(*key)
-                status, version, resp_headers, reader = self._exchange(conn, req, host, port, target, headers, body)
-            return self._finish(conn, key, req, status, version, resp_headers, reader)
+                conn = self._connect(scheme, host, port, proxy)
+                resp = self._exchange(conn, req, target, headers)
+            if proxy is not None and resp.status == 407:
+                exc = OSError(f"the proxy {proxy.display} refused the request: 407 {resp.reason}")
+                exc.pkgloader_proxy = str(exc)  # type: ignore[attr-defined]
+                raise exc
+            return self._finish(conn, key, req, resp)
         except BaseException:
             conn.close()
             raise
 
-    def _exchange(self, conn: _Conn, req: Request, host: str, port: int, target: str, headers: dict[str, str],
-                  body: Any) -> tuple[int, str, dict[str, str], _Body]:
-        timeout = req.timeout if req.timeout is not None else self.settings.timeout
-        if conn.sock is None:
-            conn.connect(min(self.settings.connect_timeout, timeout), timeout)
-        else:
-            conn.sock.settimeout(timeout)
-        sock = conn.sock
-        assert sock is not None
-        lower = {k.lower() for k in headers}
-        name = f"[{host}]" if ":" in host else host  # an IPv6 literal
-        lines = [f"{req.method} {target} HTTP/1.1", f"Host: {name if port == 80 else f'{name}:{port}'}"]
-        if "accept-encoding" not in lower:
-            lines.append("Accept-Encoding: identity")
-        chunked = False
-        if isinstance(body, (bytes, bytearray, memoryview)):
-            if "content-length" not in lower:
-                lines.append(f"Content-Length: {len(body)}")
-        elif body is not None:
-            chunked = "content-length" not in lower
-            if chunked:
-                lines.append("Transfer-Encoding: chunked")
-        elif req.method in ("POST", "PUT", "PATCH") and "content-length" not in lower:
-            lines.append("Content-Length: 0")
-        for k, v in headers.items():
-            if "\r" in v or "\n" in v or "\r" in k or "\n" in k:
-                raise ValueError(f"invalid header {k!r}: contains a line break")
-            lines.append(f"{k}: {v}")
-        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-        if body is None:
-            sock.sendall(head)
-        elif isinstance(body, (bytes, bytearray, memoryview)):
-            if len(body) <= _RECV:
-                sock.sendall(head + bytes(body))
-            else:
-                sock.sendall(head)
-                sock.sendall(body)
-        else:
-            sock.sendall(head)
-            _send_stream(sock, body, chunked)
-        return _read_head(conn, req.method)
+    def _exchange(self, conn: http.client.HTTPConnection, req: Request, target: str,
+                  headers: dict[str, str]) -> http.client.HTTPResponse:
+        st = self.settings
+        limit = req.timeout if req.timeout is not None else st.timeout
+        if conn.sock is not None:
+            conn.sock.settimeout(st.stall_timeout)
+        # the response head is always under the total deadline; so is a body read into memory
+        conn.response_class = partial(_Response, metered=(st.stall_timeout, time.monotonic() + limit, limit))  # type: ignore[assignment]
+        conn.request(req.method, target, body=req.content, headers=headers)
+        return conn.getresponse()
 
-    def _finish(self, conn: _Conn, key: tuple[str, int], req: Request, status: int, version: str,
-                headers: dict[str, str], reader: _Body) -> Response | Request:
-        keep = version == "HTTP/1.1" and not reader.until_close and "close" not in headers.get("connection", "").lower()
+    def _finish(self, conn: http.client.HTTPConnection, key: tuple[Any, ...], req: Request,
+                resp: http.client.HTTPResponse) -> Response | Request:
+        status = resp.status
+        version = "HTTP/1.0" if resp.version == 10 else "HTTP/1.1"
+        headers: dict[str, str] = {}
+        for k, v in resp.getheaders():
+            lk = k.lower()
+            headers[lk] = f"{headers[lk]}, {v}" if lk in headers else v
         redirect = _redirect_target(req, status, headers.get("location"), req.url)
         if redirect is not None:
-            if keep and reader.drain(_REDIRECT_DRAIN):
-                self._put(key, conn)
-            else:
-                conn.close()
+            drained = _drain(resp, _REDIRECT_DRAIN)
+            self._release(conn, key, resp, drained)
             return redirect
+        mio: _MeteredIO = resp.io  # type: ignore[attr-defined]
         if req.sink is not None and 200 <= status < 300:
-            blocks = getattr(req.sink, "blocks", None) if reader.sized else None
-            if blocks is not None and blocks():
-                _block_body(reader, req.sink)
-                if keep and not conn.pending:
-                    self._put(key, conn)
-                else:
-                    conn.close()
-                return Response(status, headers, b"", req.url, version)
-            direct = getattr(req.sink, "direct", None) if _SPLICE and reader.sized else None
-            target = direct() if direct is not None else None
-            if target is not None and _splice_body(conn, reader, req.sink, *target):
-                if keep and not conn.pending:
-                    self._put(key, conn)
-                else:
-                    conn.close()
-                return Response(status, headers, b"", req.url, version)
-            views = self._buffers()
-            sink = req.sink
-            readinto = reader.readinto
-            turn = 0
-            while n := readinto(views[turn]):
-                sink(views[turn][:n])  # type: ignore[arg-type]  # a view, valid as Request.sink says
-                turn = (turn + 1) % len(views)
+            st = self.settings
+            mio.deadline = None  # a download is bounded by the stall timeout and the low-speed limit
+            mio.meter = SpeedMeter(st.low_speed_limit, st.low_speed_time) if st.low_speed_limit else None
+            received = _stream_body(resp, req.sink, self._buffers())
             content = b""
         else:
-            content = reader.read(req.max_body)
-        if keep and not conn.pending:
+            content = _read_capped(resp, req.max_body)
+            received = len(content)
+        self._release(conn, key, resp, True)
+        return Response(status, headers, content, req.url, version, received)
+
+    def _release(self, conn: http.client.HTTPConnection, key: tuple[Any, ...], resp: http.client.HTTPResponse,
+                 complete: bool) -> None:
+        if complete and resp.isclosed() and not resp.will_close and conn.sock is not None:
             self._put(key, conn)
         else:
+            resp.close()
             conn.close()
-        return Response(status, headers, content, req.url, version)
 
 
-_SPLICE = sys.platform.startswith("linux") and hasattr(os, "splice")
-_SPLICE_CHUNK = 1 << 20
-#: what splice says where a file system (or socket) does not support it
-_NO_SPLICE = frozenset({errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EXDEV})
+def _drain(resp: http.client.HTTPResponse, limit: int) -> bool:
+    """Read and drop a small body (a redirect's); False if it is larger than ``limit``."""
+    if resp.length is not None and resp.length > limit:
+        return False
+    seen = 0
+    while chunk := resp.read(_READ):
+        seen += len(chunk)
+        if seen > limit:
+            return False
+    return True
 
 
-def _block_body(reader: _Body, sink: Any) -> None:
-    """Receive a Content-Length body straight into the sink's blocks (see
-    ``VerifyingWriter.blocks``), each filled to the brim before it is handed over."""
-    while reader.remaining:
-        view = sink.next_block()
-        want = min(len(view), reader.remaining)
-        n = 0
-        while n < want:
-            n += reader.readinto(view[n:want])  # ShortBody if the connection ends early
-        sink.commit_block(n)
-    reader.done = True
+def _read_capped(resp: http.client.HTTPResponse, limit: int | None) -> bytes:
+    """The whole body (at most ``limit`` bytes, else :class:`BodyTooLarge`)."""
+    if limit is not None and resp.length is not None and resp.length > limit:
+        raise BodyTooLarge(limit)
+    expected = resp.length
+    out = bytearray()
+    while chunk := resp.read(_READ if limit is None else min(_READ, limit + 1 - len(out))):
+        out += chunk
+        if limit is not None and len(out) > limit:
+            raise BodyTooLarge(limit)
+    if expected is not None and len(out) < expected:
+        raise ShortBody(len(out), expected)
+    return bytes(out)
 
 
-def _splice_body(conn: _Conn, reader: _Body, sink: Any, fd: int, offset: int) -> bool:
-    """Move the rest of a Content-Length body from the socket into file ``fd`` at
-    ``offset`` with ``splice`` (socket -> pipe -> file, never through Python), reporting
-    each piece to ``sink.advance`` (which hashes it back from the file on another thread).
-    Bytes already received with the head go through ``sink`` as usual. Returns False,
-    having consumed nothing after those bytes, where splice does not work here; the
-    caller then reads the body the ordinary way."""
-    if conn.pending and reader.remaining:
-        n = min(len(conn.pending), reader.remaining)
-        chunk = bytes(conn.pending[:n])
-        del conn.pending[:n]
-        reader.remaining -= n
-        reader.got += n
-        sink(chunk)
-        offset += n
-    if reader.remaining == 0:
-        reader.done = True
-        return True
-    assert conn.sock is not None
-    import fcntl
-    import select
+def _stream_body(resp: http.client.HTTPResponse, sink: Any, views: tuple[memoryview, ...]) -> int:
+    """Stream a body into ``sink``; returns the byte count. A ``Content-Length`` body goes
+    straight into the sink's blocks where it offers them (see ``VerifyingWriter.blocks``),
+    each filled to the brim before it is handed over; otherwise into ``views`` in turn."""
+    expected = resp.length  # None for chunked or until-close bodies
+    got = 0
+    blocks = getattr(sink, "blocks", None) if expected is not None else None
+    if blocks is not None and blocks():
+        remaining = expected or 0
+        while remaining:
+            view = sink.next_block()
+            want = min(len(view), remaining)
+            n = 0
+            while n < want:
+                k = resp.readinto(view[n:want])
+                if not k:
+                    raise ShortBody(got + n, expected)
+                n += k
+            sink.commit_block(n)
+            got += n
+            remaining -= n
+        return got
+    turn = 0
+    while n := resp.readinto(views[turn]):
+        sink(views[turn][:n])
+        got += n
+        turn = (turn + 1) % len(views)
+    if expected is not None and got < expected:
+        raise ShortBody(got, expected)
+    return got
 
-    r, w = os.pipe()
+
+def _explain_connect_error(exc: OSError, scheme: str, host: str, port: int, proxy: Any, st: HttpSettings) -> None:
+    """Mark ``exc`` for the error message: a proxy's refusal, a refused certificate (with
+    its subject and issuer), or a failure to connect at all."""
+    import ssl
+
+    text = str(exc)
+    if proxy is not None and text.startswith("Tunnel connection failed"):
+        status = text.split(":", 1)[1].strip() if ":" in text else text
+        exc.pkgloader_proxy = f"the proxy {proxy.display} refused the tunnel to {host}:{port}: {status}"  # type: ignore[attr-defined]
+        return
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        exc.pkgloader_peer = _peer_names(host, port, proxy, st)  # type: ignore[attr-defined]
+        return
+    if isinstance(exc, ssl.SSLError):
+        return
+    if proxy is not None and not isinstance(exc, TimeoutError):
+        reason = exc.strerror or text or type(exc).__name__
+        exc.pkgloader_proxy = f"cannot connect to the proxy {proxy.display}: {reason}"  # type: ignore[attr-defined]
+        return
+    exc.pkgloader_connecting = True  # type: ignore[attr-defined]
+
+
+def _peer_names(host: str, port: int, proxy: Any, st: HttpSettings) -> tuple[str, str] | None:
+    """(subject, issuer) of the certificate ``host`` presents, by one unverified handshake."""
+    import ssl
+
     try:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        if proxy is None:
+            conn = http.client.HTTPSConnection(host, port, timeout=st.connect_timeout, context=ctx)
+        else:
+            conn = http.client.HTTPSConnection(proxy.host, proxy.port, timeout=st.connect_timeout, context=ctx)
+            conn.set_tunnel(host, port, headers={"Proxy-Authorization": proxy.authorization} if proxy.authorization else None)
         try:
-            fcntl.fcntl(w, getattr(fcntl, "F_SETPIPE_SZ", 1031), _SPLICE_CHUNK)
-        except OSError:
-            pass  # the default pipe size works, in smaller steps
-        sockfd = conn.sock.fileno()
-        timeout = conn.sock.gettimeout()
-        poller = select.poll()
-        poller.register(sockfd, select.POLLIN)
-        to_file = True
-        first = True
-        while reader.remaining:
-            try:
-                n = os.splice(sockfd, w, min(reader.remaining, _SPLICE_CHUNK), flags=os.SPLICE_F_MOVE)
-            except BlockingIOError:  # the socket has a timeout, so it is non-blocking: wait
-                if not poller.poll(None if timeout is None else timeout * 1000):
-                    raise TimeoutError("timed out receiving the body") from None
-                continue
-            except OSError:
-                if first:
-                    return False  # no splice from this socket: nothing consumed, read normally
-                raise
-            first = False
-            if n == 0:
-                raise ShortBody(reader.got, reader.expected)
-            moved = 0
-            while moved < n:
-                if to_file:
-                    try:
-                        moved += os.splice(r, fd, n - moved, offset_dst=offset + moved, flags=os.SPLICE_F_MOVE)
-                        continue
-                    except OSError as exc:
-                        if exc.errno not in _NO_SPLICE:  # disk full, I/O error: the file's fault
-                            raise sink.local_error(exc) from None
-                        to_file = False  # no splice into this file system: copy out of the pipe
-                data = os.read(r, n - moved)
-                try:
-                    os.pwrite(fd, data, offset + moved)
-                except OSError as exc:
-                    raise sink.local_error(exc) from None
-                moved += len(data)
-            offset += n
-            reader.remaining -= n
-            reader.got += n
-            sink.advance(n)
-        reader.done = True
-        return True
-    finally:
-        os.close(r)
-        os.close(w)
+            conn.connect()
+            der = conn.sock.getpeercert(binary_form=True)
+        finally:
+            conn.close()
+        if not der:
+            return None
+        from cryptography import x509
 
-
-def _split_http_url(url: str) -> tuple[str, int, str]:
-    """(host, port, request target) of an ``http://`` URL."""
-    if not url.startswith("http://"):
-        raise ValueError(f"StdTransport only speaks http://, not {url.split(':', 1)[0]}")
-    rest = url[len("http://"):]
-    slash = rest.find("/")
-    authority, target = (rest, "/") if slash < 0 else (rest[:slash], rest[slash:])
-    q = authority.find("?")
-    if q >= 0:  # http://host?query
-        authority, target = authority[:q], "/" + authority[q:]
-    target = target.split("#", 1)[0]
-    if "@" in authority:
-        authority = authority.rsplit("@", 1)[1]
-    if authority.startswith("["):  # [v6]:port
-        end = authority.find("]")
-        host, port_text = authority[1:end], authority[end + 2:]
-    elif authority.count(":") == 1:
-        host, port_text = authority.split(":")
-    else:
-        host, port_text = authority, ""
-    try:
-        port = int(port_text) if port_text else 80
-    except ValueError:
-        raise ValueError(f"invalid port in {url!r}") from None
-    return host, port, target
-
-
-def _send_stream(sock: socket.socket, body: Iterable[Any], chunked: bool) -> None:
-    for chunk in body:
-        if not chunk:
-            continue
-        if chunked:
-            sock.sendall(f"{len(chunk):x}\r\n".encode())
-            sock.sendall(chunk)
-            sock.sendall(b"\r\n")
-        else:
-            sock.sendall(chunk)
-    if chunked:
-        sock.sendall(b"0\r\n\r\n")
-
-
-def _read_head(conn: _Conn, method: str) -> tuple[int, str, dict[str, str], _Body]:
-    """Status line and headers (skipping 1xx interim responses), and a reader for the body."""
-    first = True
-    while True:
-        line = conn.readline()
-        if line is None:
-            if first:
-                raise ServerClosed()
-            raise ProtocolError("the connection ended inside the response head")
-        first = False
-        parts = line.decode("latin-1").rstrip("\r\n").split(" ", 2)
-        if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or len(parts[1]) != 3 or not parts[1].isdigit():
-            raise ProtocolError(f"not an HTTP/1.1 status line: {line[:80]!r}")
-        version, status = parts[0], int(parts[1])
-        headers: dict[str, str] = {}
-        for _ in range(_MAX_HEADERS + 1):
-            hl = conn.readline()
-            if hl is None:
-                raise ProtocolError("the connection ended inside the response headers")
-            if hl in (b"\r\n", b"\n"):
-                break
-            name, sep, value = hl.decode("latin-1").partition(":")
-            if not sep or not name or name != name.strip():
-                raise ProtocolError(f"malformed response header {hl[:80]!r}")
-            lk = name.lower()
-            value = value.strip()
-            headers[lk] = f"{headers[lk]}, {value}" if lk in headers else value
-        else:
-            raise ProtocolError(f"more than {_MAX_HEADERS} response headers")
-        if 100 <= status < 200 and status != 101:
-            continue
-        break
-    if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
-        return status, version, headers, _Body(conn, length=0, chunked=False, until_close=False)
-    te = headers.get("transfer-encoding", "").lower()
-    if te:
-        if te.rsplit(",", 1)[-1].strip() != "chunked":
-            return status, version, headers, _Body(conn, length=None, chunked=False, until_close=True)
-        return status, version, headers, _Body(conn, length=None, chunked=True, until_close=False)
-    cl = headers.get("content-length")
-    if cl is not None:
-        values = {v.strip() for v in cl.split(",")}
-        if len(values) != 1 or not next(iter(values)).isdigit():
-            raise ProtocolError(f"invalid Content-Length {cl[:40]!r}")
-        return status, version, headers, _Body(conn, length=int(values.pop()), chunked=False, until_close=False)
-    return status, version, headers, _Body(conn, length=None, chunked=False, until_close=True)
-
-
-class RoutingTransport:
-    """``http://`` through :class:`StdTransport`, everything else through httpx (created on
-    first use). One policy loop, so a redirect may cross from one to the other."""
-
-    def __init__(self, settings: HttpSettings, *, observer: Observer | None = None) -> None:
-        self.settings = settings
-        self.observer = observer
-        self._std = StdTransport(settings)
-        self._httpx: Any = None
-        self._lock = threading.Lock()
-
-    def send(self, req: Request) -> Response:
-        return drive_sync(req, self._send_once, self.settings.retries, self.observer)
-
-    def _send_once(self, req: Request) -> Response | Request:
-        if req.url.startswith("http://"):
-            return self._std._send_once(req)
-        with self._lock:
-            if self._httpx is None:
-                from ._http import SyncTransport
-
-                self._httpx = SyncTransport(self.settings)
-        return self._httpx._send_once(req)
-
-    def close(self) -> None:
-        self._std.close()
-        if self._httpx is not None:
-            self._httpx.close()
+        cert = x509.load_der_x509_certificate(der)
+        return cert.subject.rfc4514_string(), cert.issuer.rfc4514_string()
+    except Exception:  # noqa: BLE001 - only decoration for an error already being reported
+        return None

@@ -32,7 +32,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     g.add_argument("--registry", metavar="NAME",
                    help="use this registry for the packages named on the command line (overrides config)")
     g.add_argument("--cache-dir", metavar="DIR", help="cache directory (default: PKGLOADER_CACHE_DIR or the platform cache dir)")
-    g.add_argument("-v", "--verbose", action="count", default=0, help="more output (-vv for HTTP debug); shows tracebacks")
+    g.add_argument("-v", "--verbose", action="count", default=0, help="more output (-vv: a line per HTTP request and response); shows tracebacks")
     g.add_argument("-q", "--quiet", action="store_true", help="only errors on stderr")
 
 
@@ -72,7 +72,7 @@ def _format(record: logging.LogRecord) -> str:
     return f"{record.levelname.lower()}: {record.getMessage()}"
 
 
-_LOGGERS = ("pkgloader", "httpx", "httpcore")
+_LOGGERS = ("pkgloader", "pkgloader.http")
 Saved = list[tuple["logging.Logger", list["logging.Handler"], int, bool]]
 
 
@@ -110,11 +110,8 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
         root.setLevel(logging.DEBUG)
     else:
         root.setLevel(logging.WARNING)
-    if verbose >= 2:
-        for name in ("httpx", "httpcore"):
-            lg = logging.getLogger(name)
-            lg.handlers[:] = [handler]
-            lg.setLevel(logging.DEBUG)
+    # one line per HTTP request and response (``pkgloader.http``) with -vv only
+    logging.getLogger("pkgloader.http").setLevel(logging.DEBUG if verbose >= 2 else logging.INFO)
 
 
 def run(argv: Sequence[str]) -> int:

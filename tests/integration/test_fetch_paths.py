@@ -75,11 +75,10 @@ def test_warm_cli_fetch_does_not_import_http_stack(registry, registry_config, wi
     cli = [sys.executable, "-X", "importtime", "-m", "pkgloader", "fetch", "test:pkg@=0.2.0", "-o"]
     first = subprocess.run(cli + [str(tmp_path / "1.wasm")], env=env, capture_output=True, text=True, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
-    # the cold fetch from a plain-HTTP registry needs sockets, not an HTTP library, TLS or asyncio
+    # the cold fetch needs the standard library's http.client, not httpx, asyncio or logging
     cold = {line.split("|")[-1].strip() for line in first.stderr.splitlines() if line.startswith("import time:")}
-    assert {"socket", "pkgloader._stdhttp"} <= cold
-    assert not cold & {"httpx", "httpcore", "http.client", "ssl", "asyncio", "subprocess", "pkgloader._project",
-                       "logging", "tempfile"}
+    assert {"http.client", "pkgloader._stdhttp"} <= cold
+    assert not cold & {"httpx", "httpcore", "h2", "asyncio", "subprocess", "pkgloader._project", "logging", "tempfile"}
     registry.mark()
     warm = subprocess.run(cli + [str(tmp_path / "2.wasm")], env=env, capture_output=True, text=True, cwd=tmp_path)
     assert warm.returncode == 0, warm.stderr
@@ -274,22 +273,19 @@ def _custom_section(name: bytes, payload: bytes) -> bytes:
     return b"\x00" + leb(len(body)) + body
 
 
-@pytest.mark.parametrize("way", ["blocks", "splice"])
+@pytest.mark.parametrize("way", ["blocks", "buffered"])
 def test_large_cold_fetch_is_written_to_disk_once(registry, registry_config, wit_package, tmp_path: Path,  # type: ignore[no-untyped-def]
                                                   monkeypatch: pytest.MonkeyPatch, way: str) -> None:
     """A download of SHARE_MIN bytes or more goes from the socket to the cache file without
-    a copy through the page cache (Linux: received into blocks written with O_DIRECT, or,
-    where the file system refuses that, spliced), is hard-linked to the output, not copied;
-    the cache still never serves bytes that no longer match (an output edited in place)."""
-    from pkgloader import _digest, _stdhttp
+    a copy through the page cache (Linux: received into blocks written with O_DIRECT; where
+    the file system refuses that, through reused buffers, written behind), is hard-linked to
+    the output, not copied; the cache still never serves bytes that no longer match (an
+    output edited in place)."""
+    from pkgloader import _digest
     from pkgloader._engine import SHARE_MIN
 
-    if way == "splice":
+    if way == "buffered":
         monkeypatch.setattr(_digest, "_O_DIRECT", 0)
-    splices: list[int] = []
-    real_splice = getattr(os, "splice", None)
-    if real_splice is not None:
-        monkeypatch.setattr(os, "splice", lambda *a, **kw: splices.append(1) or real_splice(*a, **kw))
     blocks: list[bool] = []
     real_blocks = _digest.VerifyingWriter.blocks
     monkeypatch.setattr(_digest.VerifyingWriter, "blocks", lambda self: blocks.append(real_blocks(self)) or blocks[-1])
@@ -304,9 +300,9 @@ def test_large_cold_fetch_is_written_to_disk_once(registry, registry_config, wit
         blob = c.engine.cache.blob_path(first.release.digest)
         assert not first.from_cache and first.path.read_bytes() == big
         if way == "blocks" and _digest._O_DIRECT:
-            assert blocks == [True] and not splices  # the real registry's body went into blocks
+            assert blocks == [True]  # the real registry's body went into blocks
         else:
-            assert not any(blocks) and bool(splices) is _stdhttp._SPLICE  # socket -> pipe -> file
+            assert not any(blocks)
         assert os.path.samefile(first.path, blob)
         again = c.fetch("test:big@=1.0.0", tmp_path / "again.wasm")  # from the cache: a copy
         assert again.from_cache and not os.path.samefile(again.path, blob)

@@ -141,10 +141,14 @@ def test_tls_verified_with_extra_root_certificates(encoding: str, tls_registry, 
 
 def test_tls_without_the_ca_is_a_tls_error(tls_registry, tls_published, tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
     extra = toml_auth(TLS_USER, TLS_PASSWORD)
+    host = tls_registry.host
     expected = (
-        f"error[tls-error]: TLS handshake with {tls_registry.url}/v2/{REPO}/manifests/1.0.0 failed: CERTIFICATE_VERIFY_FAILED\n"
-        '  hint: if the registry uses a private CA, add it with extra_root_certificates under [registry."NAME".oci]; '
-        'for a plain-HTTP registry set protocol = "http"'
+        f"error[tls-error]: the TLS certificate of {host} was refused: unable to get local issuer certificate\n"
+        f"  while requesting {tls_registry.url}/v2/{REPO}/manifests/1.0.0\n"
+        "  certificate subject: CN=127.0.0.1\n"
+        "  certificate issuer:  CN=pkgloader test registry CA\n"
+        f'  hint: if {host} uses a private CA, add the CA with extra_root_certificates under [registry."{host}".oci] '
+        'or point SSL_CERT_FILE at it (trust_store = "system" uses the operating system\'s store)'
     )
     with client(tls_registry, tmp_path, extra) as c:
         with pytest.raises(TLSError) as ei:
@@ -386,7 +390,7 @@ def test_secrets_never_appear_in_output_or_logs(source: str, tls_registry, tls_p
         run_cli("config", "show", "--origin", *args),
     ]
     assert [r.code for r in runs] == [0] * len(runs), runs
-    assert "HTTP Request: GET" in runs[0].err  # -vv really logged the HTTP traffic
+    assert f"debug: GET {tls_registry.url}/v2/" in runs[0].err  # -vv really logged the HTTP traffic
     _assert_no_secret(TLS_PASSWORD, *(r.out + r.err for r in runs))
 
 
