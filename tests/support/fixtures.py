@@ -13,6 +13,14 @@ test gets its own empty one and exact request counts without cross-test noise):
     registry_factory  registry_factory(tls=..., htpasswd=..., token_server=...) -> RegistryServer
     token_server_factory  token_server_factory(users=..., grants=..., anonymous_pull=...) -> TokenServer
     fault_proxy       fault_proxy(registry_or_url, tls=None) -> FaultProxy (started)
+    ghcr_registry     ghcr-like set-up (support.ghcr.GhcrLike): token server with anonymous
+                      pull + HTTPS token registry + CdnFront (blob GETs 307 to a pre-signed
+                      localhost "CDN" URL, tag lists paged by 100); clients use .host/.url
+                      and .ca_path; seed with .push_wasm(repo, tag, data) / .push_tags(...)
+    ghcr_registry_factory  ghcr_registry_factory(tls=True, page_size=100, **token_server_kw)
+    tinyproxy         a started support.tinyproxy.TinyProxy (real forward proxy, no auth):
+                      .url, .requests() -> [("GET", url) | ("CONNECT", "host:port")]
+    tinyproxy_factory tinyproxy_factory(basic_auth=("user", "pass")) -> TinyProxy (started)
     oci_client        oci_client(registry, **kw) -> OciClient (closed at teardown)
     wit_package       wit_package(namespace, name, version="0.1.0", body=None, deps=None, salt="") -> Path
 
@@ -29,9 +37,12 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
+from support.cdnfront import CdnFront
+from support.ghcr import GhcrLike
 from support.oci import OciClient
 from support.proxy import FaultProxy
 from support.registry import RegistryServer, find_binary
+from support.tinyproxy import TinyProxy
 from support.tokenserver import TokenServer
 from support.wit import build_wit_package, wasm_tools
 
@@ -39,10 +50,15 @@ __all__ = [
     "TLS_USERS",
     "TOKEN_USERS",
     "fault_proxy",
+    "ghcr_registry",
+    "ghcr_registry_factory",
     "oci_client",
     "registry",
     "registry_binary",
     "registry_factory",
+    "tinyproxy",
+    "tinyproxy_binary",
+    "tinyproxy_factory",
     "tls_registry",
     "token_registry",
     "token_server",
@@ -140,6 +156,70 @@ def fault_proxy() -> Iterator[Callable[..., FaultProxy]]:
             return stack.enter_context(FaultProxy(upstream, **kwargs))
 
         yield make
+
+
+@pytest.fixture
+def ghcr_registry_factory(
+    registry_factory: Callable[..., RegistryServer], token_server_factory: Callable[..., TokenServer]
+) -> Iterator[Callable[..., GhcrLike]]:
+    """``ghcr_registry_factory(tls=True, page_size=100, anonymous_pull=True, ...)`` → a
+    GhcrLike: token server (TOKEN_USERS; other keywords go to it) + token registry + a
+    started CdnFront in front of it."""
+    with contextlib.ExitStack() as stack:
+
+        def make(*, tls: bool = True, page_size: int | None = 100, **token_kwargs: Any) -> GhcrLike:
+            ts = token_server_factory(**token_kwargs)
+            reg = registry_factory(tls=tls, token_server=ts)
+            front = stack.enter_context(CdnFront(reg, page_size=page_size))
+            ghcr = GhcrLike(ts, reg, front)
+            stack.callback(ghcr.close)
+            return ghcr
+
+        yield make
+
+
+@pytest.fixture
+def ghcr_registry(ghcr_registry_factory: Callable[..., GhcrLike]) -> GhcrLike:
+    """ghcr-like registry (see support.ghcr): ``.host``/``.url`` (the front), ``.ca_path``,
+    ``.push_wasm(repo, tag, data)``, ``.front`` (requests, cdn_requests, expire_next)."""
+    return ghcr_registry_factory()
+
+
+@pytest.fixture(scope="session")
+def tinyproxy_binary() -> str:
+    """Path of ``tinyproxy``; a missing binary fails the test (never skips)."""
+    try:
+        return find_binary("tinyproxy")
+    except RuntimeError as exc:
+        pytest.fail(f"{exc} (apt-get install tinyproxy). CI installs it in .ci/run.", pytrace=False)
+
+
+@pytest.fixture
+def tinyproxy_factory(
+    tinyproxy_binary: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[..., TinyProxy]]:
+    """``tinyproxy_factory(basic_auth=("user", "pass"))`` → a started TinyProxy."""
+    started: list[TinyProxy] = []
+    with contextlib.ExitStack() as stack:
+
+        def make(**kwargs: Any) -> TinyProxy:
+            proxy = TinyProxy(tmp_path_factory.mktemp("tinyproxy"), binary=tinyproxy_binary, **kwargs)
+            stack.enter_context(proxy)
+            started.append(proxy)
+            return proxy
+
+        try:
+            yield make
+        finally:
+            for proxy in started:
+                print(f"--- tinyproxy {proxy.url} log tail, in {proxy.workdir} ---")
+                print(proxy.log_tail(10))
+
+
+@pytest.fixture
+def tinyproxy(tinyproxy_factory: Callable[..., TinyProxy]) -> TinyProxy:
+    """A started tinyproxy forward proxy on 127.0.0.1 without auth."""
+    return tinyproxy_factory()
 
 
 @pytest.fixture
