@@ -849,15 +849,7 @@ class AsyncTransport:
                     continue
                 started = time.monotonic()
                 try:
-                    if arg.sink is None:
-                        deadline = arg.timeout if arg.timeout is not None else self.settings.timeout
-                        try:
-                            async with asyncio.timeout(deadline):
-                                outcome: Any = await self._send_once(arg)
-                        except TimeoutError:
-                            raise DeadlineExceeded(f"{deadline:g} s") from None
-                    else:
-                        outcome = await self._send_once(arg)
+                    outcome: Any = await self._send_once(arg)
                 except (httpx.HTTPError, TimeoutError, OSError) as exc:
                     log_exchange(arg, exc, time.monotonic() - started)
                     outcome = exc
@@ -871,9 +863,30 @@ class AsyncTransport:
         return resp
 
     async def _send_once(self, req: Request) -> Response | Request:
+        """One exchange. The total deadline covers the response head and a body read into
+        memory; an upload of more than ``_DEADLINE_UPLOAD`` bytes (or a stream) is bounded
+        by the stall timeout only, as in the sync transport (which starts the deadline once
+        the request is sent)."""
+        import asyncio
+
         client = self._client_for(req.url)
         request = client.build_request(req.method, req.url, headers=req.headers, content=req.content)
-        resp = await client.send(request, stream=True)
+        limit = req.timeout if req.timeout is not None else self.settings.timeout
+        small = req.content is None or (isinstance(req.content, bytes) and len(req.content) <= _DEADLINE_UPLOAD)
+        if not small:
+            return await self._exchange(client, request, req)
+        try:
+            async with asyncio.timeout(limit):
+                if req.sink is None:
+                    return await self._exchange(client, request, req)
+                resp = await client.send(request, stream=True)
+        except TimeoutError:
+            raise DeadlineExceeded(f"{limit:g} s") from None
+        return await self._exchange(client, request, req, resp)
+
+    async def _exchange(self, client: Any, request: Any, req: Request, resp: Any = None) -> Response | Request:
+        if resp is None:
+            resp = await client.send(request, stream=True)
         try:
             target = _redirect_target(req, resp.status_code, resp.headers.get("location"), str(resp.url))
             if target is not None:
@@ -899,6 +912,11 @@ class AsyncTransport:
             return Response(resp.status_code, headers, body, str(resp.url), resp.http_version, received)
         finally:
             await resp.aclose()
+
+
+#: an upload larger than this is not under the total deadline (it may take long); it is
+#: bounded by the stall timeout
+_DEADLINE_UPLOAD = 1 << 20
 
 
 class SpeedMeter:

@@ -157,11 +157,17 @@ class StdTransport:
     # --- connections ------------------------------------------------------------------
 
     def _get(self, key: tuple[Any, ...]) -> http.client.HTTPConnection | None:
-        with self._lock:
-            idle = self._idle.get(key)
-            if idle:
-                return idle.pop()
-        return None
+        """An idle pooled connection that the server has not closed meanwhile (an idle
+        connection with something to read has been closed, or is broken: dropped)."""
+        while True:
+            with self._lock:
+                idle = self._idle.get(key)
+                if not idle:
+                    return None
+                conn = idle.pop()
+            if not _dropped(conn):
+                return conn
+            conn.close()
 
     def _put(self, key: tuple[Any, ...], conn: http.client.HTTPConnection) -> None:
         with self._lock:
@@ -224,7 +230,9 @@ class StdTransport:
             if proxy.authorization:
                 headers["Proxy-Authorization"] = proxy.authorization
         replayable = req.content is None or isinstance(req.content, (bytes, bytearray))
-        conn = self._get(key)
+        # a streamed upload cannot be sent again if a pooled connection turns out to be closed
+        # (a proxy or server may close it just as the request goes out): it gets a fresh one
+        conn = self._get(key) if replayable else None
         reused = conn is not None
         if conn is None:
             conn = self._connect(scheme, host, port, proxy)
@@ -253,9 +261,10 @@ class StdTransport:
         limit = req.timeout if req.timeout is not None else st.timeout
         if conn.sock is not None:
             conn.sock.settimeout(st.stall_timeout)
-        # the response head is always under the total deadline; so is a body read into memory
-        conn.response_class = partial(_Response, metered=(st.stall_timeout, time.monotonic() + limit, limit))  # type: ignore[assignment]
         conn.request(req.method, target, body=req.content, headers=headers)
+        # from the moment the request is sent (an upload may take long), the response head is
+        # under the total deadline; so is a body read into memory
+        conn.response_class = partial(_Response, metered=(st.stall_timeout, time.monotonic() + limit, limit))  # type: ignore[assignment]
         return conn.getresponse()
 
     def _finish(self, conn: http.client.HTTPConnection, key: tuple[Any, ...], req: Request,
@@ -291,6 +300,18 @@ class StdTransport:
         else:
             resp.close()
             conn.close()
+
+
+def _dropped(conn: http.client.HTTPConnection) -> bool:
+    import select
+
+    sock = conn.sock
+    if sock is None:
+        return True
+    try:
+        return bool(select.select([sock], [], [], 0)[0])
+    except (OSError, ValueError):
+        return True
 
 
 def _drain(resp: http.client.HTTPResponse, limit: int) -> bool:

@@ -13,7 +13,7 @@ from support.config import write_config
 from support.fixtures import *  # noqa: F401,F403  (registry, token server, WIT builders)
 
 _ENV_PREFIXES = ("PKGLOADER_", "WKG_", "CARGO_COMPONENT_")
-_ENV_NAMES = ("DOCKER_CONFIG", "REGISTRY_AUTH_FILE", "XDG_RUNTIME_DIR", "XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME", "SSL_CERT_FILE", "SSL_CERT_DIR", "HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy", "http_proxy", "all_proxy")
+_ENV_NAMES = ("DOCKER_CONFIG", "REGISTRY_AUTH_FILE", "XDG_RUNTIME_DIR", "XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME", "SSL_CERT_FILE", "SSL_CERT_DIR", "HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy", "http_proxy", "all_proxy", "no_proxy", "NO_PROXY", "SSL_CLIENT_CERT")
 
 
 @pytest.fixture(autouse=True)
