@@ -387,6 +387,15 @@ def map_transport_error(exc: BaseException, url: str) -> NetworkError:
     return NetworkError(f"HTTP error talking to {safe}: {text or name}")
 
 
+def unsendable(req: Request, exc: BaseException) -> NetworkError:
+    """A request that cannot be sent as it is (a redirect to an unsupported scheme, an
+    invalid URL or header from the registry's answers): an error, never retried."""
+    return NetworkError(
+        f"cannot send {req.method} {redact_url(req.url)}: {redact_text(str(exc)) or type(exc).__name__}",
+        hint="the registry's answers led to a request pkgloader cannot make; report it to the registry's operator",
+    )
+
+
 def _os_reason(exc: BaseException, text: str) -> str:
     strerror = getattr(exc, "strerror", None)
     return strerror if isinstance(strerror, str) and strerror else text
@@ -676,6 +685,8 @@ def drive_sync(req: Request, send_once: Callable[[Request], Response | Request],
                 outcome: Any = send_once(arg)
             except Exception as exc:  # noqa: BLE001 - only transport errors go to the policy
                 log_exchange(arg, exc, time.monotonic() - started)
+                if isinstance(exc, ValueError) and not isinstance(exc, OSError):  # (a refused certificate is both)
+                    raise unsendable(arg, exc) from None
                 if not is_transport_error(exc):
                     raise
                 outcome = exc
@@ -853,6 +864,8 @@ class AsyncTransport:
                 except (httpx.HTTPError, TimeoutError, OSError) as exc:
                     log_exchange(arg, exc, time.monotonic() - started)
                     outcome = exc
+                except (ValueError, httpx.InvalidURL) as exc:  # OSError (certificates) is caught above
+                    raise unsendable(arg, exc) from None
                 else:
                     log_exchange(arg, outcome, time.monotonic() - started)
                 kind, arg = policy.send(outcome)

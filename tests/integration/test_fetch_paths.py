@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from support.wit import custom_section
+
 from pkgloader import AsyncClient, Client, Config
 from support.config import write_config
 from pkgloader._errors import OfflineCacheMiss
@@ -260,17 +262,6 @@ def test_multi_package_fetch_reuses_connections(registry, registry_config, wit_p
         assert 1 <= fwd.connections <= 4
 
 
-def _custom_section(name: bytes, payload: bytes) -> bytes:
-    def leb(n: int) -> bytes:
-        out = bytearray()
-        while True:
-            byte, n = n & 0x7F, n >> 7
-            out.append(byte | (0x80 if n else 0))
-            if not n:
-                return bytes(out)
-
-    body = leb(len(name)) + name + payload
-    return b"\x00" + leb(len(body)) + body
 
 
 @pytest.mark.parametrize("way", ["blocks", "buffered"])
@@ -291,7 +282,7 @@ def test_large_cold_fetch_is_written_to_disk_once(registry, registry_config, wit
     monkeypatch.setattr(_digest.VerifyingWriter, "blocks", lambda self: blocks.append(real_blocks(self)) or blocks[-1])
 
     registry_config(registry)
-    big = wit_package("test", "big", "1.0.0").read_bytes() + _custom_section(b"padding", os.urandom(SHARE_MIN + 1000))
+    big = wit_package("test", "big", "1.0.0").read_bytes() + custom_section(b"padding", os.urandom(SHARE_MIN + 1000))
     src = tmp_path / "big-src.wasm"
     src.write_bytes(big)
     with Client() as c:

@@ -234,3 +234,17 @@ def wit_text_of(wasm: Path | str) -> str:
     if proc.returncode != 0:
         raise RuntimeError(f"wasm-tools could not read {wasm}: {proc.stderr.strip()}")
     return proc.stdout
+
+
+def custom_section(name: bytes, payload: bytes) -> bytes:
+    """A wasm custom section (appended to a package: valid wasm, any size)."""
+    def leb(n: int) -> bytes:
+        out = bytearray()
+        while True:
+            byte, n = n & 0x7F, n >> 7
+            out.append(byte | (0x80 if n else 0))
+            if not n:
+                return bytes(out)
+
+    body = leb(len(name)) + name + payload
+    return b"\x00" + leb(len(body)) + body
