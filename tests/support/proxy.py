@@ -359,7 +359,19 @@ class FaultProxy:
         return http.client.HTTPConnection(self._upstream_host, self._upstream_port, timeout=UPSTREAM_TIMEOUT)
 
     def _upstream_headers(self, h: _Handler) -> dict[str, str]:
-        headers = {k: v for k, v in h.headers.items() if k.lower() not in _HOP_BY_HOP and k.lower() != "content-length"}
+        # a header sent more than once (Go clients such as skopeo send one ``Accept`` line per
+        # media type) is forwarded as one comma-joined line, not reduced to its last value
+        headers: dict[str, str] = {}
+        names: dict[str, str] = {}  # lower-case name -> the spelling first seen
+        for k, v in h.headers.items():
+            lk = k.lower()
+            if lk in _HOP_BY_HOP or lk == "content-length":
+                continue
+            if lk in names:
+                headers[names[lk]] += f", {v}"
+            else:
+                names[lk] = k
+                headers[k] = v
         headers["X-Forwarded-Proto"] = self.scheme
         return headers
 
