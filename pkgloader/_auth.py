@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
 from ._errors import AuthError, RegistryError
-from ._http import Flow, Request, Response, redact_url
+from ._http import BodyTooLarge, Flow, Request, Response, redact_url
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._credentials import Credentials
@@ -128,7 +128,12 @@ def token_flow(session: AuthSession, challenge: Challenge, scope: str, creds: Cr
         sep = "&" if "?" in realm else "?"
         req = Request("GET", realm + (sep + urlencode(query) if query else ""), headers, max_body=1 << 20,
                       shared=shared)
-    resp: Response = yield req
+    try:
+        resp: Response = yield req
+    except BodyTooLarge as exc:
+        raise RegistryError(f"token service {redact_url(realm)} for {registry} sent an answer over {exc.limit >> 20} MiB",
+                            code="answer-too-large",
+                            hint="a token answer is a few KiB; the registry's auth service is failing or hostile") from None
     if resp.status in (401, 403):
         return None
     if resp.status != 200:

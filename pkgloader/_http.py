@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Generator, Iterable, Mapping, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-from ._errors import NetworkError, PkgLoaderError, RegistryTimeout, TLSError
+from ._errors import NetworkError, PkgLoaderError, RegistryError, RegistryTimeout, TLSError
 from ._log import get_logger
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -93,10 +93,29 @@ class Response:
         return json.loads(self.content)
 
 
-class BodyTooLarge(Exception):
-    def __init__(self, limit: int) -> None:
-        super().__init__(limit)
+class BodyTooLarge(RegistryError):
+    """An answer larger than the request's ``max_body``: refused unread. Flows that know
+    what they asked for reword it (a manifest, a token); anywhere else it reaches the user
+    as this error (exit 6), naming the URL and the limit."""
+
+    code = "answer-too-large"
+
+    def __init__(self, limit: int, url: str = "") -> None:
+        where = f"the answer from {redact_url(url)}" if url else "an answer"
+        super().__init__(
+            f"{where} is larger than {_size_text(limit)}; refusing to read it",
+            hint="the registry is serving something other than what was asked for; report it to its operator",
+        )
         self.limit = limit
+        self.url = url
+
+
+def _size_text(n: int) -> str:
+    if n >= 1 << 20 and n % (1 << 20) == 0:
+        return f"{n >> 20} MiB"
+    if n >= 1 << 10 and n % (1 << 10) == 0:
+        return f"{n >> 10} KiB"
+    return f"{n} bytes"
 
 
 Flow = Generator[Request, Response, T]
@@ -919,7 +938,7 @@ class AsyncTransport:
                 async for chunk in resp.aiter_bytes():
                     buf += chunk
                     if req.max_body is not None and len(buf) > req.max_body:
-                        raise BodyTooLarge(req.max_body)
+                        raise BodyTooLarge(req.max_body, req.url)
                 body = bytes(buf)
                 received = len(body)
             return Response(resp.status_code, headers, body, str(resp.url), resp.http_version, received)

@@ -110,9 +110,18 @@ class _Response(http.client.HTTPResponse):
     def __init__(self, sock: Any, debuglevel: int = 0, method: str | None = None, url: str | None = None, *,
                  metered: tuple[float, float | None, float]) -> None:
         super().__init__(sock, debuglevel, method, url)
-        self.fp.close()  # the plain makefile() of the base class: read through the meter instead
+        # read through the meter instead of the base class's makefile(), but keep that file
+        # open until the response is done: it holds the socket open after http.client closes
+        # the connection of a response that ends with it (HTTP/1.0, Connection: close)
+        self._keep: Any = self.fp
         self.io = _MeteredIO(sock, *metered)
         self.fp = io.BufferedReader(self.io, _READ)
+
+    def _close_conn(self) -> None:
+        super()._close_conn()  # type: ignore[misc]
+        keep, self._keep = self._keep, None
+        if keep is not None:
+            keep.close()
 
 
 def _http_connection(tls: bool) -> type[http.client.HTTPConnection]:
@@ -288,7 +297,7 @@ class StdTransport:
             received = _stream_body(resp, req.sink, self._buffers())
             content = b""
         else:
-            content = _read_capped(resp, req.max_body)
+            content = _read_capped(resp, req.max_body, req.url)
             received = len(content)
         self._release(conn, key, resp, True)
         return Response(status, headers, content, req.url, version, received)
@@ -326,16 +335,16 @@ def _drain(resp: http.client.HTTPResponse, limit: int) -> bool:
     return True
 
 
-def _read_capped(resp: http.client.HTTPResponse, limit: int | None) -> bytes:
+def _read_capped(resp: http.client.HTTPResponse, limit: int | None, url: str = "") -> bytes:
     """The whole body (at most ``limit`` bytes, else :class:`BodyTooLarge`)."""
     if limit is not None and resp.length is not None and resp.length > limit:
-        raise BodyTooLarge(limit)
+        raise BodyTooLarge(limit, url)
     expected = resp.length
     out = bytearray()
     while chunk := resp.read(_READ if limit is None else min(_READ, limit + 1 - len(out))):
         out += chunk
         if limit is not None and len(out) > limit:
-            raise BodyTooLarge(limit)
+            raise BodyTooLarge(limit, url)
     if expected is not None and len(out) < expected:
         raise ShortBody(len(out), expected)
     return bytes(out)
