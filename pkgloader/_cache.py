@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+from ._json import load_json
 from ._digest import Digest, VerifyingWriter
 from ._errors import LocalIOError
 from ._fsutil import _umask, atomic_write_bytes, fsync_dir, make_temp, unlink_quietly
@@ -261,7 +262,7 @@ class Cache:
 
     def _read_json(self, path: Path) -> Any:
         try:
-            return json.loads(path.read_bytes())
+            return load_json(path.read_bytes())
         except FileNotFoundError:
             return None
         except (OSError, ValueError):

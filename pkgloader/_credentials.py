@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from ._json import load_json
 from ._config import SECRET_MASK, Config
 from ._errors import ConfigError
 from ._log import get_logger
@@ -290,10 +291,12 @@ def _parse_auth_file(path: Path, label: str) -> _AuthFile:
     if not text.strip():
         return _AuthFile(path, label, {}, {}, None)
     try:
-        data: Any = json.loads(text)
+        data: Any = load_json(text)
     except json.JSONDecodeError as exc:
         # exc.msg and the position never contain the file's text (which may hold secrets)
         raise bad("is not valid JSON", f"line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    except ValueError as exc:  # nested too deeply: the message is ours, no text of the file
+        raise bad("is not valid JSON", str(exc)) from None
     if not isinstance(data, dict):
         raise bad("is not a JSON object")
 
@@ -511,7 +514,7 @@ def _run_helper(exe: str, name: str, url: str, env: Mapping[str, str],
         return None
     # stdout holds the secret: never echo it
     try:
-        data: Any = json.loads(out.decode("utf-8"))
+        data: Any = load_json(out.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
         log.warning("credential helper %s answered %s with something that is not JSON; continuing without it",
                     name, url)

@@ -88,9 +88,10 @@ class Response:
         return self.headers.get(name.lower())
 
     def json(self) -> Any:
-        import json
+        """The body as JSON (``ValueError`` when malformed, deep nesting included)."""
+        from ._json import load_json
 
-        return json.loads(self.content)
+        return load_json(self.content)
 
 
 class BodyTooLarge(RegistryError):
@@ -386,6 +387,13 @@ def map_transport_error(exc: BaseException, url: str) -> NetworkError:
     while cause is not None:
         if isinstance(cause, ssl.SSLError) and not isinstance(cause, (ssl.SSLEOFError, ssl.SSLZeroReturnError)):
             reason = getattr(cause, "reason", None) or str(cause)
+            client_cert = _CLIENT_CERT_ALERTS.get(reason)
+            if client_cert is not None:
+                return TLSError(
+                    f"TLS handshake with {safe} failed: {client_cert} ({reason})",
+                    hint="set client_certificate (and client_key) under [registry.\"NAME\".oci], or SSL_CLIENT_CERT, "
+                         "to a certificate the registry accepts",
+                )
             return TLSError(
                 f"TLS handshake with {safe} failed: {reason}",
                 hint=(
@@ -415,6 +423,17 @@ def unsendable(req: Request, exc: BaseException) -> NetworkError:
     )
 
 
+#: TLS alerts from the server about the client certificate (mutual TLS)
+_CLIENT_CERT_ALERTS = {
+    "TLSV13_ALERT_CERTIFICATE_REQUIRED": "the server requires a client certificate",
+    "SSLV3_ALERT_BAD_CERTIFICATE": "the server refused the client certificate",
+    "SSLV3_ALERT_CERTIFICATE_UNKNOWN": "the server refused the client certificate",
+    "SSLV3_ALERT_CERTIFICATE_EXPIRED": "the server refused the client certificate",
+    "SSLV3_ALERT_CERTIFICATE_REVOKED": "the server refused the client certificate",
+    "TLSV1_ALERT_UNKNOWN_CA": "the server refused the client certificate",
+}
+
+
 def _os_reason(exc: BaseException, text: str) -> str:
     strerror = getattr(exc, "strerror", None)
     return strerror if isinstance(strerror, str) and strerror else text
@@ -441,9 +460,11 @@ def _broken_reason(exc: BaseException, text: str) -> str:
         if isinstance(exc, hc.RemoteDisconnected):
             return "the server closed the connection without answering"
         if isinstance(exc, hc.LineTooLong):
-            return f"the answer has a header line that is too long ({text})"
+            return f"not a valid HTTP/1.1 answer: a line is too long ({text})"
         if isinstance(exc, hc.BadStatusLine):
-            return f"not an HTTP/1.1 answer: {text[:80]}"
+            return f"not an HTTP/1.1 answer: the status line is {str(getattr(exc, 'line', text)).strip()[:80]!r}"
+        if isinstance(exc, hc.UnknownProtocol):
+            return f"not an HTTP/1.1 answer: the status line starts with {text[:20]!r}"
         if isinstance(exc, hc.HTTPException):
             return f"not a valid HTTP/1.1 answer: {text[:200] or type(exc).__name__}"
     m = re.search(r"received (\d+) bytes, expected (\d+)", text)
@@ -704,7 +725,8 @@ def drive_sync(req: Request, send_once: Callable[[Request], Response | Request],
                 outcome: Any = send_once(arg)
             except Exception as exc:  # noqa: BLE001 - only transport errors go to the policy
                 log_exchange(arg, exc, time.monotonic() - started)
-                if isinstance(exc, ValueError) and not isinstance(exc, OSError):  # (a refused certificate is both)
+                if isinstance(exc, ValueError) and not isinstance(exc, (OSError, PkgLoaderError)):
+                    # (a refused certificate is both; a ConfigError, e.g. an unusable client certificate, is one)
                     raise unsendable(arg, exc) from None
                 if not is_transport_error(exc):
                     raise

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ._json import load_json
 from ._config import Config, RegistryChoice, RegistryConfig
 from ._errors import ConfigError, RegistryError
 from ._http import Flow, HttpSettings, Request, Response, is_loopback_host, redact_url, split_host
@@ -107,7 +108,7 @@ def _cache_file(cache_dir: Path, registry: str) -> Path:
 def read_cached_metadata(cache_dir: Path, registry: str, ttl: int) -> MetadataResult | None:
     path = _cache_file(cache_dir, registry)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = load_json(path.read_text(encoding="utf-8"))
         if data.get("registry") != registry or time.time() - float(data["fetched_at"]) > ttl:
             return None
         meta = RegistryMetadata.from_json(data["metadata"]) if data.get("metadata") is not None else None

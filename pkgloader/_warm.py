@@ -119,6 +119,6 @@ def read_memo(cache_dir: str, fp: str, spec: str) -> dict[str, object] | None:
     try:
         with open(memo_path(cache_dir, fp, spec), "rb") as f:
             data = json.loads(f.read())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
     return data if isinstance(data, dict) else None

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 from urllib.parse import urljoin, urlsplit
 
+from .._json import load_json
 from .._auth import AuthSession, authed
 from .._digest import Digest, sha256_digest
 from .._errors import (
@@ -225,7 +226,7 @@ def manifest_flow(ctx: OciContext, source: Source, reference: str, *, what: str)
                 hint="retry; if it persists the registry is serving corrupted content",
             )
     try:
-        data = json.loads(resp.content)
+        data = load_json(resp.content)
         if not isinstance(data, dict):
             raise ValueError("not a JSON object")
     except ValueError as exc:

@@ -68,6 +68,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 from urllib.parse import urljoin, urlsplit
 
+from .._json import load_json
 from .._digest import Digest
 from .._errors import (
     AuthError,
@@ -216,7 +217,7 @@ def _load(ctx: _Context, domain: str) -> _Entry:
     state: VerifiedState | None = None
     if data is not None:
         try:
-            obj = json.loads(data)
+            obj = load_json(data)
             state = VerifiedState.from_json(obj)
             if state.registry != domain:
                 raise WargInvalidRecord(f"it belongs to registry {state.registry!r}")
@@ -256,7 +257,7 @@ def _store(ctx: _Context, domain: str, base_token: str | None, state: VerifiedSt
 
 def _load_hints(root: Path, home: str) -> dict[str, str]:
     try:
-        obj = json.loads(_namespaces_path(root, home).read_bytes())
+        obj = load_json(_namespaces_path(root, home).read_bytes())
     except (OSError, ValueError):
         return {}
     if not isinstance(obj, dict) or obj.get("format") != NAMESPACES_FORMAT or obj.get("registry") != home:
@@ -376,7 +377,7 @@ class _Api:
 
 def _error_message(resp: Response) -> str:
     try:
-        body = json.loads(resp.content[:MAX_ERROR_BODY])
+        body = load_json(resp.content[:MAX_ERROR_BODY])
     except ValueError:
         text = resp.content[:200].decode("utf-8", "replace").strip()
         return text
@@ -488,7 +489,7 @@ def _lost_token_flow(api: _Api, update: Update, resp: Response, token: str) -> F
 
 def _json_or_none(resp: Response) -> Any:
     try:
-        return json.loads(resp.content[:MAX_ERROR_BODY])
+        return load_json(resp.content[:MAX_ERROR_BODY])
     except ValueError:
         return None
 

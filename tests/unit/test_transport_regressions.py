@@ -65,3 +65,22 @@ def test_an_oversized_answer_is_a_registry_error_naming_url_and_limit() -> None:
     assert isinstance(info.value, RegistryError) and info.value.exit_code == 6
     assert info.value.code == "answer-too-large"
     assert info.value.message == f"the answer from {url}/v2/a/b/tags/list is larger than 4 KiB; refusing to read it"
+
+
+def test_deeply_nested_json_is_malformed_json_everywhere(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """100,000 '[' in a docker config.json used to end in RecursionError (exit 1)."""
+    from pkgloader._config import Config
+    from pkgloader._credentials import clear_cache, find_credentials
+    from pkgloader._errors import PkgLoaderError
+    from pkgloader._http import Response
+
+    with pytest.raises(ValueError, match="nested too deeply"):
+        Response(200, {}, b"[" * 100_000, "http://x/").json()
+    docker = tmp_path / "docker"
+    docker.mkdir()
+    (docker / "config.json").write_text("[" * 100_000)
+    monkeypatch.setenv("DOCKER_CONFIG", str(docker))
+    clear_cache()
+    with pytest.raises(PkgLoaderError) as info:
+        find_credentials(Config.builtin(), "example.test", "example.test")
+    assert info.value.exit_code == 2 and "nested too deeply" in info.value.render()
