@@ -385,3 +385,26 @@ def test_large_https_download_goes_into_blocks_and_is_written_once(ghcr: Any, tm
     assert blocks == [True] if _digest._O_DIRECT else not any(blocks)
     assert os.path.samefile(res.path, blob)
     assert [(r.status, r.had_authorization) for r in ghcr.ghcr.front.cdn_requests()][-1:] == [(200, False)]
+
+
+def test_proxy_credentials_are_used_and_never_printed(ghcr: Any, tinyproxy_factory: Any, run_cli: Callable[..., Any],
+                                                      tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    proxy = tinyproxy_factory(basic_auth=("corp", "proxy-pass-7781"))
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", proxy.url_with_credentials)
+    monkeypatch.setenv("HTTP_PROXY", proxy.url_with_credentials)
+    proxy.mark()
+    r = run_cli("fetch", "test:pkg@=1.0.0", "-o", tmp_path / "pkg.wasm", "-vv")
+    assert r.code == 0, r.err
+    assert (tmp_path / "pkg.wasm").read_bytes() == ghcr.wasm.read_bytes()
+    assert ("CONNECT", ghcr.host) in proxy.requests() and proxy.denied() == 0
+    assert "proxy-pass-7781" not in r.err + r.out
+    # a wrong password: the proxy refuses the tunnel; the error names the proxy, not the secret
+    monkeypatch.setenv("HTTPS_PROXY", proxy.url_with_credentials.replace("proxy-pass-7781", "wrong-pass-1234"))
+    proxy.mark()
+    r = run_cli("info", "test:pkg@=1.0.0", "--cache-dir", tmp_path / "other", "--json")
+    assert r.code == 6, r.err
+    err = json.loads(r.out)["error"]
+    assert err["message"].startswith(f"the proxy {proxy.url} refused the tunnel to {ghcr.host}: 40")
+    assert "wrong-pass-1234" not in r.err + r.out
+    assert len([m for m, _ in proxy.requests() if m == "CONNECT"]) == 1  # not retried
