@@ -103,7 +103,6 @@ class VerifyingWriter:
         self.head = b""
         self._pool: Any = None
         self._pending: Any = deque()
-        self._unhashed = 0  # direct-mode bytes in the file not yet queued for hashing
         self._behind_mark = 0  # write-back was started for the file up to here
         self._behind: Any = deque()  # ranges started, not yet dropped
         self._blocks: list[Any] | None = None  # block mode: (mmap, view, futures) per block
@@ -131,8 +130,6 @@ class VerifyingWriter:
         n = len(chunk)
         if self.size is not None and self.written + n > self.size:
             raise self._too_large()
-        if self._unhashed:  # bytes written directly come first
-            self._queue_unhashed()
         if self.written < 8:
             self.head = (self.head + bytes(chunk[: 8 - self.written]))[:8]
         if self._pool is not None:
@@ -243,58 +240,6 @@ class VerifyingWriter:
             self._odirect = False
             fcntl.fcntl(self._fd, fcntl.F_SETFL, fcntl.fcntl(self._fd, fcntl.F_GETFL) & ~_O_DIRECT)
 
-    # --- direct mode: the transport puts the bytes into the file itself --------------------
-
-    def direct(self) -> tuple[int, int] | None:
-        """``(fd, offset)`` when a transport may write the rest of the content straight into
-        the file at ``offset`` (with ``splice``, no copy through Python) and then report it
-        with :meth:`advance`; None when it must call ``write``. Only for large content
-        (the hashing thread reads the bytes back from the file, where they must be)."""
-        if self._pool is None or self._fd is None:
-            return None
-        return self._fd, self.written
-
-    def advance(self, n: int) -> None:
-        """``n`` more bytes were written into the file at the current offset by the
-        transport: count them and queue them for hashing, read back from the file."""
-        if self.size is not None and self.written + n > self.size:
-            raise self._too_large()
-        assert self._fd is not None and self._pool is not None
-        start = self.written
-        if start < 8:
-            try:
-                self.head = (self.head + os.pread(self._fd, 8 - start, start))[:8]
-            except OSError as exc:
-                raise self.local_error(exc) from None
-        self.written += n
-        os.lseek(self._fd, self.written, os.SEEK_SET)  # a later ``write`` continues from here
-        self._unhashed += n
-        if self._unhashed >= 4 << 20:
-            self._queue_unhashed()
-
-    def _queue_unhashed(self) -> None:
-        if not self._unhashed:
-            return
-        while len(self._pending) >= HASH_IN_FLIGHT:
-            self._pending.popleft().result()
-        assert self._pool is not None
-        self._pending.append(self._pool.submit(self._hash_file_range, self.written - self._unhashed, self._unhashed))
-        self._unhashed = 0
-
-    def _hash_file_range(self, start: int, n: int) -> None:
-        """On the hashing thread: hash ``n`` bytes of the file from ``start`` through a
-        read-only mapping of the range (no copy out of the page cache), then write it behind."""
-        import mmap  # only large downloads need it: kept off the start-up path
-
-        assert self._fd is not None
-        base = start - start % mmap.ALLOCATIONGRANULARITY
-        try:
-            with mmap.mmap(self._fd, start + n - base, offset=base, access=mmap.ACCESS_READ) as m, memoryview(m) as view:
-                self._hash.update(view[start - base:])
-        except (OSError, ValueError) as exc:  # ValueError: the file is shorter than the range
-            raise self.local_error(exc if isinstance(exc, OSError) else OSError(f"the temporary file ends before {start + n} bytes")) from None
-        self._write_behind(start, start + n)
-
     def _write_behind(self, start: int, end: int) -> None:
         """On the hashing thread, for a range of the file that is written (and hashed): start
         its write-back now, so that the final fsync has only the tail left to wait for, and
@@ -313,8 +258,6 @@ class VerifyingWriter:
             pass
 
     def _drain(self) -> None:
-        if self._unhashed:
-            self._queue_unhashed()
         while self._pending:
             self._pending.popleft().result()
         for entry in self._blocks or ():

@@ -98,8 +98,7 @@ def is_wasm_preamble(head: bytes) -> bool:
 
 
 class _Ticking:
-    """A sink that reports progress, and passes direct writes through (see
-    ``VerifyingWriter.direct``)."""
+    """A sink that reports progress."""
 
     __slots__ = ("writer", "tick")
 
@@ -110,13 +109,6 @@ class _Ticking:
     def __call__(self, chunk: bytes) -> None:
         self.writer.write(chunk)
         self.tick(len(chunk))
-
-    def direct(self) -> tuple[int, int] | None:
-        return self.writer.direct()
-
-    def advance(self, n: int) -> None:
-        self.writer.advance(n)
-        self.tick(n)
 
     def local_error(self, exc: OSError) -> Exception:
         return self.writer.local_error(exc)

@@ -18,7 +18,7 @@ import pytest
 from pkgloader import _digest
 from pkgloader._cache import Cache
 from pkgloader._digest import Digest, VerifyingWriter
-from pkgloader._errors import DigestMismatch, LocalIOError, OutputExists, SizeMismatch
+from pkgloader._errors import DigestMismatch, OutputExists, SizeMismatch
 
 
 def _digest_of(data: bytes) -> Digest:
@@ -147,46 +147,6 @@ def test_large_content_is_written_behind(tmp_path, monkeypatch):
     assert started[0][0] == 0 and all(a[1] == b[0] for a, b in zip(started, started[1:]))
     assert all(e - s >= 64 * 1024 for s, e in started) and started[-1][1] > len(data) - 64 * 1024
     assert dropped == started[: len(started) - _digest.BEHIND_LAG]
-
-
-@pytest.mark.skipif(_digest._FADV_DONTNEED is None, reason="posix_fadvise is not on this system (macOS, Windows)")
-def test_direct_writes_are_hashed_from_the_file_and_written_behind(tmp_path, monkeypatch):
-    # the transport's direct mode: the bytes land in the file, unaligned to pages after a
-    # short first write, and the hashing thread reads them back through a mapping
-    monkeypatch.setattr(_digest, "PARALLEL_HASH_MIN", 1)
-    calls = _record_fadvise(monkeypatch)
-    data = os.urandom(3 * _digest.BEHIND_STEP + 12_345)
-    with open(tmp_path / "out", "w+b") as f:
-        w = VerifyingWriter(f, _digest_of(data), len(data), what="blob", origin="here")
-        w.write(data[:5])
-        pos = 5
-        for n in (1_000_003, _digest.BEHIND_STEP, 2 * _digest.BEHIND_STEP, len(data)):
-            end = min(pos + n, len(data))
-            fd, offset = w.direct()  # type: ignore[misc]
-            assert offset == pos
-            os.pwrite(fd, data[pos:end], pos)
-            w.advance(end - pos)
-            pos = end
-        w.verify()
-        w.close()
-    assert w.head == data[:8]
-    started, _dropped = _behind_ranges(calls)
-    assert started[0][0] == 5 and started[-1][1] == len(data)
-
-
-def test_direct_write_of_a_short_file_is_a_local_error(tmp_path, monkeypatch):
-    # a transport that reports more bytes than it put in the file: a clear local error
-    # from the hashing thread, never a crash or a pass
-    monkeypatch.setattr(_digest, "PARALLEL_HASH_MIN", 1)
-    data = os.urandom(50_000)
-    with open(tmp_path / "out", "w+b") as f:
-        w = VerifyingWriter(f, _digest_of(data), len(data), what="blob", origin="here")
-        fd, _ = w.direct()  # type: ignore[misc]
-        os.pwrite(fd, data[:10_000], 0)
-        w.advance(len(data))
-        with pytest.raises(LocalIOError, match="ends before 50000 bytes"):
-            w.verify()
-        w.close()
 
 
 @pytest.mark.skipif(not _digest._O_DIRECT, reason="O_DIRECT block writes are Linux-only")
