@@ -115,13 +115,68 @@ class _Response(http.client.HTTPResponse):
         # the connection of a response that ends with it (HTTP/1.0, Connection: close)
         self._keep: Any = self.fp
         self.io = _MeteredIO(sock, *metered)
-        self.fp = io.BufferedReader(self.io, _READ)
+        self.fp = self.reader = _LineReader(self.io, _READ)
+
+    def _read_status(self) -> tuple[str, int, str]:
+        # every interim 1xx answer is skipped (http.client itself skips only 100 Continue)
+        while True:
+            version, status, reason = super()._read_status()  # type: ignore[misc]
+            if not 100 < status < 200 or status == 101:
+                return version, status, reason
+            http.client.parse_headers(self.fp)
+
+    def begin(self) -> None:
+        """http.client's ``begin``, refusing what it takes silently: a head cut short by the
+        end of the connection, a line that is not a header, an invalid ``Content-Length``
+        (it would read such bodies to the end of the connection)."""
+        super().begin()
+        if self.reader.last == b"":
+            raise ConnectionError("the connection ended in the middle of the answer's head")
+        junk = self.msg.get_payload()
+        if isinstance(junk, str) and junk.strip():
+            raise BadAnswer(f"a malformed header line ({junk.strip().splitlines()[0][:80]!r})")
+        lengths = self.msg.get_all("content-length")
+        if lengths and not self.chunked:
+            values = {v.strip() for v in lengths}
+            if len(values) != 1 or not all(v.isascii() and v.isdigit() for v in values):
+                raise BadAnswer(f"invalid Content-Length {', '.join(lengths)[:80]!r}")
 
     def _close_conn(self) -> None:
         super()._close_conn()  # type: ignore[misc]
         keep, self._keep = self._keep, None
         if keep is not None:
             keep.close()
+
+
+class _LineReader(io.BufferedReader):
+    """Remembers the last line read (http.client takes the end of the data as the end of
+    the head, and hides the chunk-size line it could not parse)."""
+
+    last = b"\r\n"
+
+    def readline(self, size: int | None = -1) -> bytes:
+        self.last = super().readline(size)
+        return self.last
+
+
+class BadAnswer(http.client.HTTPException):
+    """An answer that breaks HTTP/1.1 framing in a way http.client lets through."""
+
+
+def _chunked_cut(resp: http.client.HTTPResponse, exc: http.client.IncompleteRead, before: int) -> Exception:
+    """What http.client's ``IncompleteRead`` from a chunked body means. It counts only the
+    chunks of the last read (``before``: the bytes received until then), keeps the part of
+    the chunk that was cut in its cause, and stands for a malformed chunk-size line too."""
+    got = before + len(exc.partial)
+    inner = exc.__cause__ or exc.__context__
+    if isinstance(inner, http.client.IncompleteRead):
+        got += len(inner.partial)
+        inner = inner.__cause__ or inner.__context__
+    reader = getattr(resp, "reader", None)
+    line = reader.last.strip() if isinstance(reader, _LineReader) else b""
+    if isinstance(inner, ValueError) and line:  # int(chunk-size line, 16) failed
+        return BadAnswer(f"a malformed chunk size ({line[:40].decode('latin-1')!r})")
+    return ShortBody(got, None)
 
 
 def _http_connection(tls: bool) -> type[http.client.HTTPConnection]:
@@ -341,10 +396,13 @@ def _read_capped(resp: http.client.HTTPResponse, limit: int | None, url: str = "
         raise BodyTooLarge(limit, url)
     expected = resp.length
     out = bytearray()
-    while chunk := resp.read(_READ if limit is None else min(_READ, limit + 1 - len(out))):
-        out += chunk
-        if limit is not None and len(out) > limit:
-            raise BodyTooLarge(limit, url)
+    try:
+        while chunk := resp.read(_READ if limit is None else min(_READ, limit + 1 - len(out))):
+            out += chunk
+            if limit is not None and len(out) > limit:
+                raise BodyTooLarge(limit, url)
+    except http.client.IncompleteRead as exc:
+        raise _chunked_cut(resp, exc, len(out)) from None
     if expected is not None and len(out) < expected:
         raise ShortBody(len(out), expected)
     return bytes(out)
@@ -373,10 +431,13 @@ def _stream_body(resp: http.client.HTTPResponse, sink: Any, views: tuple[memoryv
             remaining -= n
         return got
     turn = 0
-    while n := resp.readinto(views[turn]):
-        sink(views[turn][:n])
-        got += n
-        turn = (turn + 1) % len(views)
+    try:
+        while n := resp.readinto(views[turn]):
+            sink(views[turn][:n])
+            got += n
+            turn = (turn + 1) % len(views)
+    except http.client.IncompleteRead as exc:
+        raise _chunked_cut(resp, exc, got) from None
     if expected is not None and got < expected:
         raise ShortBody(got, expected)
     return got
