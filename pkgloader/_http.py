@@ -472,7 +472,7 @@ def _broken_reason(exc: BaseException, text: str) -> str:
         return f"the body ended after {m.group(1)} of {m.group(2)} bytes"
     if "Server disconnected without sending" in text:
         return "the server closed the connection without answering"
-    return text
+    return _os_reason(exc, text)  # "Connection reset by peer", not "[Errno 104] Connection reset by peer"
 
 
 @dataclass
