@@ -113,6 +113,18 @@ class _Ticking:
     def local_error(self, exc: OSError) -> Exception:
         return self.writer.local_error(exc)
 
+    # block mode (see VerifyingWriter.blocks): a drawn progress bar must not cost a large
+    # download its way past the page cache
+    def blocks(self) -> bool:
+        return bool(self.writer.blocks())
+
+    def next_block(self) -> Any:
+        return self.writer.next_block()
+
+    def commit_block(self, n: int) -> None:
+        self.writer.commit_block(n)
+        self.tick(n)
+
 
 class Engine:
     def __init__(self, config: Config, *, offline: bool = False, strict: bool | None = None,

@@ -906,6 +906,8 @@ class AsyncTransport:
                     log_exchange(arg, exc, time.monotonic() - started)
                     outcome = exc
                 except (ValueError, httpx.InvalidURL) as exc:  # OSError (certificates) is caught above
+                    if isinstance(exc, PkgLoaderError):  # a ConfigError from the TLS set-up
+                        raise
                     raise unsendable(arg, exc) from None
                 else:
                     log_exchange(arg, outcome, time.monotonic() - started)

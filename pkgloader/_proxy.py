@@ -7,8 +7,8 @@ matches it, loopback included. ``NO_PROXY`` entries are separated by commas (or 
 space) and are one of:
 
 * ``*``: no host uses the proxy;
-* a host name: that host and every host below it (``example.com`` and ``.example.com``
-  both match ``example.com`` and ``a.example.com``);
+* a host name: that host and every host below it (``example.com``, ``.example.com`` and
+  ``*.example.com`` all match ``example.com`` and ``a.example.com``);
 * ``host:port``: the same, on that port only;
 * an IP literal (``127.0.0.1``, ``::1``, ``[::1]``) or a CIDR range (``10.0.0.0/8``,
   ``fd00::/8``), matched against an IP literal in the URL (names are never resolved).
@@ -125,6 +125,8 @@ def no_proxy_matches(entries: tuple[str, ...], host: str, port: int) -> bool:
             if addr is not None and addr == entry_addr:
                 return True
             continue
+        if name.startswith("*."):  # "*.example.com": as ".example.com" (Go and curl users write it)
+            name = name[1:]
         name = name.lstrip(".").rstrip(".")
         if name and (host == name or host.endswith("." + name)):
             return True

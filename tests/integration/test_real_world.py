@@ -364,9 +364,9 @@ def test_library_raises_only_pkgloader_errors_on_timeouts(tmp_path: Path) -> Non
 
 def test_large_https_download_goes_into_blocks_and_is_written_once(ghcr: Any, tmp_path: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    """Over TLS and through the CDN redirect, a large body takes the same way as over plain
-    HTTP: received into the verifying writer's blocks (O_DIRECT where the file system takes
-    it), then hard-linked to the output."""
+    """Over TLS and through the CDN redirect, with progress reported, a large body takes the
+    same way as over plain HTTP: received into the verifying writer's blocks (O_DIRECT where
+    the file system takes it), then hard-linked to the output."""
     import os
 
     from pkgloader import _digest
@@ -378,10 +378,12 @@ def test_large_https_download_goes_into_blocks_and_is_written_once(ghcr: Any, tm
     monkeypatch.setattr(_digest.VerifyingWriter, "blocks", lambda self: blocks.append(real_blocks(self)) or blocks[-1])
     big = ghcr.wasm.read_bytes() + custom_section(b"padding", os.urandom(SHARE_MIN + 12345))
     ghcr.ghcr.push_wasm("test/big", "1.0.0", big)
-    with Client(Config.load()) as c:
+    ticks: list[int] = []
+    with Client(Config.load(), progress=lambda what, size: ticks.append) as c:  # as a drawn progress bar does
         res = c.fetch("test:big@=1.0.0", tmp_path / "out" / "big.wasm")
         blob = c.engine.cache.blob_path(res.release.digest)
     assert res.path.read_bytes() == big
+    assert sum(ticks) == len(big)
     assert blocks == [True] if _digest._O_DIRECT else not any(blocks)
     assert os.path.samefile(res.path, blob)
     assert [(r.status, r.had_authorization) for r in ghcr.ghcr.front.cdn_requests()][-1:] == [(200, False)]

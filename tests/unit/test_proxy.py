@@ -425,3 +425,11 @@ def test_proxy_from_the_environment_end_to_end(serve: ServeFn, tinyproxy: TinyPr
     with StdTransport(http_settings(cfg, f"127.0.0.1:{srv.port}")) as t:
         assert t.send(Request("GET", f"{srv.url}/v2/")).content == b"env proxied"
     assert tinyproxy.requests() == [("GET", f"{srv.url}/v2/")]
+
+
+def test_a_wildcard_domain_entry_means_the_domain_and_below() -> None:
+    from pkgloader._proxy import no_proxy_matches
+
+    assert no_proxy_matches(("*.example.com",), "a.example.com", 443)
+    assert no_proxy_matches(("*.example.com",), "example.com", 443)
+    assert not no_proxy_matches(("*.example.com",), "badexample.com", 443)
