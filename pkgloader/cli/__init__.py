@@ -11,8 +11,39 @@ import sys
 __all__ = ["main"]
 
 
+#: the options every command takes, which may also stand before the command (as with pip,
+#: uv or git): ``pkgloader -v fetch ...`` is ``pkgloader fetch ... -v``
+_COMMON_VALUE = ("--config", "--registry", "--cache-dir")
+_COMMON_FLAG = ("--verbose", "--quiet", "-q")
+
+
+def hoist_common_options(args: list[str]) -> list[str]:
+    """Move common options that stand before the command to the end of its arguments
+    (before a ``--``), where every command's parser takes them."""
+    lead: list[str] = []
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a in _COMMON_VALUE and i + 1 < len(args):
+            lead += args[i:i + 2]
+            i += 2
+        elif a.startswith(tuple(f"{o}=" for o in _COMMON_VALUE)) or a in _COMMON_FLAG or \
+                (len(a) > 1 and a.startswith("-") and not a.startswith("--") and set(a[1:]) <= {"v", "q"}):
+            lead.append(a)
+            i += 1
+        else:
+            break
+    if not lead or i >= len(args) or args[i].startswith("-"):
+        return args  # nothing to move, or no command follows: argparse reports it as it is
+    rest = args[i:]
+    if "--" in rest:
+        cut = rest.index("--")
+        return rest[:cut] + lead + rest[cut:]
+    return rest + lead
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else list(argv)
+    args = hoist_common_options(sys.argv[1:] if argv is None else list(argv))
     if args[:1] == ["fetch"]:
         from ._fast import try_fetch
 

@@ -21,8 +21,40 @@ EPILOG = "exit codes:\n" + "\n".join(f"  {code:>3}  {text}" for code, text in EX
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)
-        sys.stderr.write(f"error[usage]: {message}\n  hint: run '{self.prog} --help'\n")
+        hint = _did_you_mean(self, message) or f"run '{self.prog} --help'"
+        sys.stderr.write(f"error[usage]: {message}\n  hint: {hint}\n")
         raise SystemExit(2)
+
+
+def _did_you_mean(parser: argparse.ArgumentParser, message: str) -> str | None:
+    """A close command or option for a mistyped one (argparse 3.11 has no suggestions)."""
+    import difflib
+    import re
+
+    m = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+    if m:
+        choices = re.findall(r"'([^']*)'", m.group(2))
+        close = difflib.get_close_matches(m.group(1), choices, n=1, cutoff=0.6)
+        return f"did you mean '{close[0]}'? (run '{parser.prog} --help' for the commands)" if close else None
+    m = re.search(r"unrecognized arguments: (.*)", message)
+    if m:
+        options = sorted(_option_strings(parser))
+        for word in m.group(1).split():
+            if word.startswith("--"):
+                close = difflib.get_close_matches(word.split("=", 1)[0], options, n=1, cutoff=0.7)
+                if close:
+                    return f"did you mean {close[0]}? (run '{parser.prog} --help' for the options)"
+    return None
+
+
+def _option_strings(parser: argparse.ArgumentParser) -> set[str]:
+    out: set[str] = set()
+    for action in parser._actions:
+        out.update(o for o in action.option_strings if o.startswith("--"))
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                out |= _option_strings(sub)
+    return out
 
 
 def _common(p: argparse.ArgumentParser) -> None:
