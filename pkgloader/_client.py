@@ -42,6 +42,22 @@ def _config(config: Config | None, cache_dir: PathLike | None) -> Config:
     return cfg
 
 
+_INIT_DOC = """
+    Args:
+        config: the configuration; default ``Config.load()``, every layer exactly as the
+            CLI reads it (global file, project file, environment).
+        cache_dir: the cache directory, overriding the config's (like ``--cache-dir``).
+        offline: answer from the cache alone; a release that is not cached is an
+            ``OfflineCacheMiss`` (like ``--offline``).
+        strict: require the CNCF Wasm artifact layout (``--strict``); default: the
+            config's ``strict`` setting.
+        observer: called with every (request, response) pair, for build tools that
+            count or record traffic.
+        progress: ``progress(what, size)`` returns a callable that is given each number
+            of bytes downloaded (the CLI draws its progress bar this way).
+    """
+
+
 class _Base:
     def __init__(self, config: Config | None = None, *, cache_dir: PathLike | None = None, offline: bool = False,
                  strict: bool | None = None, observer: Observer | None = None, progress: Progress | None = None) -> None:
@@ -64,8 +80,10 @@ class Client(_Base):
     ...     result = client.fetch("wasi:http@0.2", "wit/deps/")
     """
 
-    def __init__(self, config: Config | None = None, **kwargs: Any) -> None:
-        super().__init__(config, **kwargs)
+    def __init__(self, config: Config | None = None, *, cache_dir: PathLike | None = None, offline: bool = False,
+                 strict: bool | None = None, observer: Observer | None = None, progress: Progress | None = None) -> None:
+        super().__init__(config, cache_dir=cache_dir, offline=offline, strict=strict, observer=observer,
+                         progress=progress)
         self._transports: dict[str, StdTransport] = {}
         self._lock = threading.Lock()
 
@@ -235,10 +253,13 @@ class Client(_Base):
 
 
 class AsyncClient(_Base):
-    """The same operations as :class:`Client`, as coroutines."""
+    """The same operations as :class:`Client`, as coroutines (``async with AsyncClient() as c``).
+    """
 
-    def __init__(self, config: Config | None = None, **kwargs: Any) -> None:
-        super().__init__(config, **kwargs)
+    def __init__(self, config: Config | None = None, *, cache_dir: PathLike | None = None, offline: bool = False,
+                 strict: bool | None = None, observer: Observer | None = None, progress: Progress | None = None) -> None:
+        super().__init__(config, cache_dir=cache_dir, offline=offline, strict=strict, observer=observer,
+                         progress=progress)
         self._transports: dict[str, AsyncTransport] = {}
 
     def _transport(self, registry: str) -> AsyncTransport:
@@ -388,3 +409,6 @@ class AsyncClient(_Base):
                                self.engine.publish_flow(Path(path), (ref, version), annotations=annotations or {},
                                                         force=force))
 
+
+Client.__doc__ = (Client.__doc__ or "") + _INIT_DOC
+AsyncClient.__doc__ = (AsyncClient.__doc__ or "") + _INIT_DOC
