@@ -42,7 +42,7 @@ _ERRORS = (
     "WargUnauthorized", "WargInvalidRecord", "WargTimestampError", "WargProofError", "WargRewind", "WargFork",
     "WargRootMismatch", "WargUnsupported", "NetworkError", "RegistryTimeout", "TLSError", "RegistryError",
     "ConflictError", "OutputExists", "VersionExists", "LockOutOfDate", "ResolutionConflict", "LocalIOError",
-    "EXIT_CODES",
+    "FetchManyError", "EXIT_CODES",
 )
 
 _LAZY = {

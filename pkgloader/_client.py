@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, TypeVar
 
@@ -29,6 +30,32 @@ __all__ = ["Client", "AsyncClient", "FetchResult"]
 T = TypeVar("T")
 SpecLike = PackageSpec | PackageRef | str
 PathLike = str | os.PathLike[str]
+
+
+def _distinct(specs: Iterable[SpecLike]) -> list[PackageSpec]:
+    """The specs in order, each once (``fetch a a`` fetches ``a`` once)."""
+    out: dict[str, PackageSpec] = {}
+    for s in specs:
+        spec = as_spec(s)
+        out.setdefault(str(spec), spec)
+    return list(out.values())
+
+
+def _outcome(call: Any) -> Any:
+    from ._errors import PkgLoaderError
+
+    try:
+        return call()
+    except PkgLoaderError as exc:
+        return exc
+
+
+def _results(specs: list[PackageSpec], outcomes: list[Any]) -> list[FetchResult]:
+    from ._errors import FetchManyError, PkgLoaderError
+
+    if any(isinstance(o, PkgLoaderError) for o in outcomes):
+        raise FetchManyError([(str(s), o) for s, o in zip(specs, outcomes)])
+    return outcomes
 
 
 def _config(config: Config | None, cache_dir: PathLike | None) -> Config:
@@ -135,22 +162,22 @@ class Client(_Base):
 
     def fetch_many(self, specs: Iterable[SpecLike], dest_dir: PathLike | None = None, *,
                    overwrite: bool = False) -> list[FetchResult]:
-        """Fetch several packages concurrently (bounded by ``max_concurrency``). Every
-        package is attempted; the first error is raised after all have finished."""
-        parsed = [as_spec(s) for s in specs]
+        """Fetch several packages concurrently (bounded by ``max_concurrency``); the same
+        spec given twice is fetched once. Returns one result per distinct spec, in order.
+        Every package is attempted: when any fails, :class:`FetchManyError` is raised after
+        all have finished, carrying every outcome (the successes too)."""
+        parsed = _distinct(specs)
         dest = None if dest_dir is None else os.path.join(os.fspath(dest_dir), "")
         if len(parsed) <= 1:
-            return [self.fetch(s, dest, overwrite=overwrite) for s in parsed]
-        from concurrent.futures import ThreadPoolExecutor
+            outcomes = [_outcome(lambda: self.fetch(s, dest, overwrite=overwrite)) for s in parsed]
+        else:
+            from concurrent.futures import ThreadPoolExecutor
 
-        workers = min(self.config.settings.max_concurrency.value, len(parsed))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pkgloader") as pool:
-            futures = [pool.submit(self.fetch, s, dest, overwrite=overwrite) for s in parsed]
-            errors = [f.exception() for f in futures]
-        for e in errors:
-            if e is not None:
-                raise e
-        return [f.result() for f in futures]
+            workers = min(self.config.settings.max_concurrency.value, len(parsed))
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pkgloader") as pool:
+                futures = [pool.submit(_outcome, partial(self.fetch, s, dest, overwrite=overwrite)) for s in parsed]
+                outcomes = [f.result() for f in futures]
+        return _results(parsed, outcomes)
 
     def path(self, spec: SpecLike) -> Path:
         """The verified cache file holding a release's content (treat it as read-only)."""
@@ -302,21 +329,23 @@ class AsyncClient(_Base):
 
     async def fetch_many(self, specs: Iterable[SpecLike], dest_dir: PathLike | None = None, *,
                          overwrite: bool = False) -> list[FetchResult]:
+        """The async twin of :meth:`Client.fetch_many` (same merging, same ``FetchManyError``)."""
         import asyncio
 
-        parsed = [as_spec(s) for s in specs]
+        from ._errors import PkgLoaderError
+
+        parsed = _distinct(specs)
         dest = None if dest_dir is None else os.path.join(os.fspath(dest_dir), "")
         sem = asyncio.Semaphore(self.config.settings.max_concurrency.value)
 
-        async def one(s: PackageSpec) -> FetchResult:
+        async def one(s: PackageSpec) -> FetchResult | PkgLoaderError:
             async with sem:
-                return await self.fetch(s, dest, overwrite=overwrite)
+                try:
+                    return await self.fetch(s, dest, overwrite=overwrite)
+                except PkgLoaderError as exc:
+                    return exc
 
-        results = await asyncio.gather(*(one(s) for s in parsed), return_exceptions=True)
-        for r in results:
-            if isinstance(r, BaseException):
-                raise r
-        return list(results)  # type: ignore[arg-type]
+        return _results(parsed, list(await asyncio.gather(*(one(s) for s in parsed))))
 
     async def path(self, spec: SpecLike) -> Path:
         s = as_spec(spec)

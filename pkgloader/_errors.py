@@ -87,6 +87,7 @@ __all__ = [
     "LockOutOfDate",
     "ResolutionConflict",
     "LocalIOError",
+    "FetchManyError",
     "EXIT_CODES",
 ]
 
@@ -339,6 +340,31 @@ class ResolutionConflict(ConflictError):
 class LocalIOError(PkgLoaderError):
     code = "io-error"
     exit_code = 8
+
+
+#: which failure decides the exit code when several packages fail in one command: the
+#: most severe first (wrong bytes, refused credentials, a local fault, the network, a
+#: conflict, something missing, bad input)
+SEVERITY = (1, 5, 4, 8, 6, 7, 3, 2)
+
+
+class FetchManyError(PkgLoaderError):
+    """Some of several packages failed. ``outcomes`` holds, per requested spec and in the
+    order given, its ``FetchResult`` or its ``PkgLoaderError``; ``fetched`` and ``errors``
+    are the two halves. The code and exit code are those of the most severe failure."""
+
+    def __init__(self, outcomes: list[tuple[str, object]]) -> None:
+        self.outcomes = outcomes
+        self.errors = [(spec, o) for spec, o in outcomes if isinstance(o, PkgLoaderError)]
+        self.fetched = [o for _, o in outcomes if not isinstance(o, PkgLoaderError)]
+        worst = min(self.errors, key=lambda e: SEVERITY.index(e[1].exit_code) if e[1].exit_code in SEVERITY
+                    else len(SEVERITY))[1]
+        super().__init__(
+            f"{len(self.errors)} of {len(outcomes)} packages failed",
+            details=[f"{spec}: {err.message}" for spec, err in self.errors],
+            hint=worst.hint, code=worst.code,
+        )
+        self.exit_code = worst.exit_code  # type: ignore[misc]
 
 
 #: Exit codes of the CLI, documented in README.

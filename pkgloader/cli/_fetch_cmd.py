@@ -83,21 +83,45 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     if output and len(specs) > 1 and not (output.endswith(("/", "\\")) or Path(output).is_dir()):
         raise UsageError(f"-o {output!r} names one file but {len(specs)} packages were given",
                          hint="end the path with / to write into a directory")
+    from .._errors import FetchManyError, PkgLoaderError
+
     progress = None if (args.quiet or args.json) else progress_factory()
+    failed: FetchManyError | None = None
     with _client(args, progress=progress) as client:
         if len(specs) == 1:
-            results = [client.fetch(specs[0], output, overwrite=args.overwrite)]
+            outcomes: list[tuple[str, Any]] = [(str(specs[0]), client.fetch(specs[0], output, overwrite=args.overwrite))]
         else:
-            results = client.fetch_many(specs, output or ".", overwrite=args.overwrite)
+            try:
+                outcomes = [(str(r.release.package), r) for r in client.fetch_many(specs, output or ".", overwrite=args.overwrite)]
+            except FetchManyError as exc:
+                failed, outcomes = exc, exc.outcomes
+    # every package is reported, in the order given: a line per success and per failure
+    fetched = [o for _, o in outcomes if not isinstance(o, PkgLoaderError)]
     if args.json:
-        emit_json({"fetched": [r.to_json() for r in results]})
-    else:
-        for r in results:
-            how = "cached" if r.from_cache else "fetched"
-            sys.stdout.write(f"{r.path}\n")
-            _say(args, f"{how} {r.release.package}@{r.release.version} ({r.release.digest.short}, "
-                       f"{_size(r.release.size)}) from {r.release.registry}")
+        out: dict[str, Any] = {"fetched": [dict(r.to_json(), path=_shown(r.path)) for r in fetched]}
+        if failed is not None:
+            out["errors"] = [dict(err.to_json(), package=spec) for spec, err in failed.errors]
+        emit_json(out)
+    for spec, o in outcomes:
+        if isinstance(o, PkgLoaderError):
+            sys.stderr.write(f"{spec}: {o.render()}\n")
+            continue
+        if not args.json:
+            how = "cached" if o.from_cache else "fetched"
+            sys.stdout.write(f"{_shown(o.path)}\n")
+            _say(args, f"{how} {o.release.package}@{o.release.version} ({o.release.digest.short}, "
+                       f"{_size(o.release.size)}) from {o.release.registry}")
+    if failed is not None:
+        _say(args, f"{len(failed.errors)} of {len(outcomes)} packages failed")
+        return failed.exit_code
     return 0
+
+
+def _shown(path: Any) -> str | None:
+    """Output paths are always printed the same way: absolute."""
+    import os
+
+    return os.path.abspath(path) if path is not None else None
 
 
 def _fetch_project(args: argparse.Namespace) -> int:
