@@ -87,14 +87,19 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
     progress = None if (args.quiet or args.json) else progress_factory()
     failed: FetchManyError | None = None
-    with _client(args, progress=progress) as client:
-        if len(specs) == 1:
-            outcomes: list[tuple[str, Any]] = [(str(specs[0]), client.fetch(specs[0], output, overwrite=args.overwrite))]
-        else:
-            try:
-                outcomes = [(str(r.release.package), r) for r in client.fetch_many(specs, output or ".", overwrite=args.overwrite)]
-            except FetchManyError as exc:
-                failed, outcomes = exc, exc.outcomes
+    try:
+        with _client(args, progress=progress) as client:
+            if len(specs) == 1:
+                outcomes: list[tuple[str, Any]] = [(str(specs[0]), client.fetch(specs[0], output, overwrite=args.overwrite))]
+            else:
+                try:
+                    outcomes = [(str(r.release.package), r)
+                                for r in client.fetch_many(specs, output or ".", overwrite=args.overwrite)]
+                except FetchManyError as exc:
+                    failed, outcomes = exc, exc.outcomes
+    finally:
+        if progress is not None:
+            progress.close()  # the live lines go before anything else is printed
     # every package is reported, in the order given: a line per success and per failure
     fetched = [o for _, o in outcomes if not isinstance(o, PkgLoaderError)]
     if args.json:
@@ -221,8 +226,12 @@ def cmd_publish(args: argparse.Namespace) -> int:
     if not path.is_file():
         raise LocalIOError(f"cannot read {args.file!r}: no such file")
     progress = None if (args.quiet or args.json) else progress_factory()
-    with _client(args, progress=progress) as client:
-        result = client.publish(path, target, annotations=annotations, force=args.force)
+    try:
+        with _client(args, progress=progress) as client:
+            result = client.publish(path, target, annotations=annotations, force=args.force)
+    finally:
+        if progress is not None:
+            progress.close()
     if args.json:
         emit_json(result.to_json())
     else:
