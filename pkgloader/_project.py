@@ -82,8 +82,10 @@ class Project:
     @classmethod
     def discover(cls, config: Config, *, lock: str | os.PathLike[str] | None = None,
                  wit_dir: str | os.PathLike[str] | None = None, cwd: Path | None = None) -> Project:
-        root = config.project_root or (cwd or Path.cwd())
+        root = config.project_root or find_project_root(cwd or Path.cwd(), wit_dir=wit_dir, lock=lock)
         wit = Path(wit_dir) if wit_dir is not None else root / "wit"
+        if lock is None and not (root / PROJECT_LOCK_NAME).is_file() and (root / WKG_LOCK_NAME).is_file():
+            lock = root / WKG_LOCK_NAME  # a project wkg manages: its lock is the project's lock
         if lock is not None:
             read = Path(lock)
             if not read.is_file():
@@ -148,6 +150,33 @@ class Project:
         return Requirement(pkg, _req(version, where) if version else VersionReq.STAR, who, registry=registry)
 
 
+#: wkg's lock file name; used (read and written) when the project has no pkgloader.lock
+WKG_LOCK_NAME = "wkg.lock"
+#: what makes a directory a project root without a project file
+_ROOT_MARKERS = (PROJECT_LOCK_NAME, WKG_LOCK_NAME, "wkg.toml")
+
+
+def find_project_root(start: Path, *, wit_dir: Any = None, lock: Any = None) -> Path:
+    """The project root when there is no project file: the nearest directory, from
+    ``start`` up, holding a lock file (``pkgloader.lock``, ``wkg.lock``), ``wkg.toml`` or a
+    ``wit/`` directory (so that a command run inside ``wit/`` or deeper finds the same root).
+    With ``--wit`` or ``--lock`` given, ``start`` itself. Otherwise a ``UsageError`` saying
+    how to start a project."""
+    start = start.resolve()
+    if wit_dir is not None or lock is not None:
+        return start
+    for directory in (start, *start.parents):
+        if any((directory / m).is_file() for m in _ROOT_MARKERS) or (directory / "wit").is_dir():
+            return directory
+    from ._errors import UsageError
+
+    raise UsageError(
+        f"no project in {start} or above: lock, sync and update need a pkgloader.toml, a [tool.pkgloader] "
+        "table in pyproject.toml, a lock file or a wit/ directory",
+        hint="run 'pkgloader init' to start one here (it detects wit/), or pass --wit DIR",
+    )
+
+
 def _req(text: Any, where: str) -> VersionReq:
     if not isinstance(text, str):
         raise ConfigError(f"version must be a string in {where}", hint='write e.g. version = "0.2"')
@@ -206,6 +235,19 @@ class Provider:
 def resolver_for(engine: Engine, project: Project, *, unlock: bool | Iterable[PackageRef] = ()) -> tuple[Resolver, LockFile]:
     lock = LockFile.load(project.lock_read, missing_ok=True)
     reqs = project.requirements()
+    if not isinstance(unlock, bool):
+        unlock = list(unlock)
+        known = {str(r.package) for r in reqs} | {str(p.name) for p in lock.packages}
+        for ref in unlock:
+            if str(ref) not in known:
+                from ._errors import UsageError
+
+                raise UsageError(
+                    f"{ref} is not a dependency of project {project.label}",
+                    details=[f"dependencies: {', '.join(sorted(known)) or '(none)'}"],
+                    hint=f'add it to [dependencies] in pkgloader.toml ("{ref}" = "VERSION"), or run pkgloader update '
+                         "with no REF to update every package",
+                )
     resolver = Resolver(reqs, registry_of=engine.registry_for, locked=lock.pins(), unlock=unlock)
     return resolver, lock
 

@@ -72,7 +72,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 # of every command costs as much as a small fetch); help, typos and no command build them all
 _COMMAND_MODULES = {
     "fetch": "_fetch_cmd", "versions": "_fetch_cmd", "info": "_fetch_cmd", "publish": "_fetch_cmd",
-    "lock": "_project_cmd", "sync": "_project_cmd", "update": "_project_cmd",
+    "lock": "_project_cmd", "sync": "_project_cmd", "update": "_project_cmd", "init": "_project_cmd",
     "config": "_config_cmd", "cache": "_cache_cmd", "completion": "_completion_cmd",
 }
 _MODULE_ORDER = ("_fetch_cmd", "_project_cmd", "_config_cmd", "_cache_cmd", "_completion_cmd")

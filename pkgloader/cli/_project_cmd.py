@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any, Callable
 
 from ._main import emit_json, load_config
@@ -42,6 +43,75 @@ def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> Non
     common(update)
     update.set_defaults(func=cmd_update)
 
+    _register_init(sub, common)
+
+
+def _register_init(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
+    init = sub.add_parser("init", help="start a project: write a commented pkgloader.toml",
+                          description="Write a commented pkgloader.toml in the current directory (never overwrites). "
+                          "A wit/ directory is detected: the packages its WIT files use are listed (they are "
+                          "dependencies without being written down).")
+    init.add_argument("--wit", metavar="DIR", help="the project's WIT directory (default: wit/)")
+    init.add_argument("--json", action="store_true", help="machine-readable output")
+    common(init)
+    init.set_defaults(func=cmd_init)
+
+
+def _init_text(wit: Path, found: list[str], wit_given: bool) -> str:
+    lines = [
+        "# pkgloader project file: see README's \"Projects\" section.",
+        "# Dependencies are the [dependencies] below plus every foreign package the WIT files",
+        f"# in {wit.as_posix()}/ use (use/import/export/include); wit/deps/ is where 'pkgloader sync' writes them.",
+        "",
+    ]
+    if found:
+        lines.append(f"# found in {wit.as_posix()}/ (already dependencies; pin or redirect them below if needed):")
+        lines += [f"#   {f}" for f in found]
+        lines.append("")
+    elif wit.is_dir():
+        lines += [f"# {wit.as_posix()}/ uses no foreign package yet.", ""]
+    else:
+        lines += [f"# no {wit.as_posix()}/ directory yet: create it for your WIT files, or list packages below.", ""]
+    lines += [
+        "[dependencies]",
+        '# "wasi:http" = "0.2"                          # a Cargo-style requirement',
+        '# "my-org:lib" = { version = "1", registry = "registry.my-org.dev" }',
+        '# "my-org:local" = { path = "../local-lib/wit" }  # a local WIT directory or .wasm file',
+        "",
+        "# [pkgloader]",
+        "# max_concurrency = 8",
+    ]
+    if wit_given:
+        lines.insert(0, f"# (created with --wit {wit.as_posix()}: pass --wit to lock and sync as well)")
+    return "\n".join(lines) + "\n"
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from .._errors import OutputExists
+    from .._fsutil import atomic_write_bytes
+
+    target = Path.cwd() / "pkgloader.toml"
+    if target.exists() or target.is_symlink():
+        raise OutputExists(f"{target} already exists; pkgloader init never overwrites it",
+                           hint="edit it, or remove it and run pkgloader init again")
+    wit = Path(args.wit) if args.wit else Path("wit")
+    found: list[str] = []
+    if wit.is_dir():
+        from .._witdeps import scan_wit_dir
+
+        scan = scan_wit_dir(wit)
+        found = [f"{d}  ({d.location})" for d in scan.dependencies]
+    atomic_write_bytes(target, _init_text(wit, found, args.wit is not None).encode())
+    if args.json:
+        emit_json({"project_file": str(target), "wit_dir": str(wit.resolve()) if wit.is_dir() else None,
+                   "wit_dependencies": [str(d) for d in (scan.dependencies if found else ())]})
+    else:
+        sys.stdout.write(f"{target}\n")
+    if not args.json and not args.quiet:
+        sys.stderr.write(f"wrote {target.name}" + (f" ({len(found)} package(s) found in {wit.as_posix()}/)" if found else "")
+                         + "; next: pkgloader sync\n")
+    return 0
+
 
 def _client(args: argparse.Namespace) -> Any:
     from .._client import Client
@@ -52,21 +122,22 @@ def _client(args: argparse.Namespace) -> Any:
 
 
 def _report(args: argparse.Namespace, result: Any, verb: str) -> int:
+    """Results on stdout (sync: the paths written), messages on stderr; ``-q`` silences the
+    messages only, as for every command."""
     if args.json:
         emit_json(result.to_json())
         return 0
-    if args.quiet:
-        return 0
+    say = (lambda text: None) if args.quiet else (lambda text: sys.stderr.write(f"{text}\n"))
     for line in result.changes:
-        sys.stderr.write(f"{line}\n")
+        say(line)
     n = sum(1 for r in result.resolution.values() if r.version is not None)
     state = "written" if result.lock_written else "up to date"
-    sys.stderr.write(f"{result.lock_path.name} {state} ({n} package{'s' if n != 1 else ''})\n")
+    say(f"{result.lock_path.name} {state} ({n} package{'s' if n != 1 else ''})")
     if verb == "sync":
         for p in result.synced:
             sys.stdout.write(f"{p}\n")
         for p in result.removed:
-            sys.stderr.write(f"removed {p}\n")
+            say(f"removed {p}")
     return 0
 
 
