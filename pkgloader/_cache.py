@@ -15,6 +15,13 @@ hashed again before it is served; a corrupted or truncated entry is discarded, n
 Several processes fetching the same blob each rename their own verified copy into place
 (atomic; on Windows, where a replace fails while a reader has the file open, they serialise
 on a lock file and the second one finds the blob in place).
+
+A temp file is locked by its writer until it is renamed (see ``_fsutil``): the first write
+of a ``Cache`` removes what killed processes left in ``tmp/`` (and ``copy_blob`` what they
+left next to an output), never a live process's file. An entry that is not a regular file
+(a directory where a blob should be) is never replaced or served: it is a local error
+(``not-a-regular-file``, exit 8), and ``verify_all`` counts and reports it. Every file-system
+fault is a ``LocalIOError`` naming the path at fault.
 """
 
 from __future__ import annotations
@@ -22,23 +29,39 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
+import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator, NamedTuple
 
 from ._json import load_json
 from ._digest import Digest, VerifyingWriter
-from ._errors import LocalIOError
-from ._fsutil import _umask, atomic_write_bytes, fsync_dir, make_temp, unlink_quietly
+from ._errors import LocalIOError, OutputExists
+from ._fsutil import (
+    TEMP_RE,
+    NotRegularFile,
+    _umask,
+    atomic_write_bytes,
+    clean_stale_temps,
+    explain_os_error,
+    fsync_dir,
+    kind_of,
+    link_temp,
+    make_temp,
+    read_regular,
+    unlink_quietly,
+    write_target,
+)
 from ._log import get_logger
 from ._warm import registry_dir_name, release_record_path, touch_release
 from ._ref import PackageRef
 from ._release import Release
 from ._semver import Version
 
-__all__ = ["Cache", "CacheEntry"]
+__all__ = ["Cache", "CacheEntry", "VerifyResult", "check_output"]
 
 log = get_logger()
 
@@ -52,6 +75,44 @@ class CacheEntry:
     path: Path
 
 
+class VerifyResult(NamedTuple):
+    """What ``Cache.verify_all`` did: entries checked (every name in ``blobs/sha256``),
+    corrupted blobs removed, and entries that are not regular files (left in place)."""
+
+    checked: int
+    removed: list[Path]
+    unusable: list[tuple[Path, str]]
+
+
+#: the refusal to replace something that is not a regular file, wherever pkgloader writes
+NOT_A_FILE = "not-a-regular-file"
+
+
+def check_output(dest: Path, *, overwrite: bool, details: Iterable[str] = (), hint: str | None = None) -> Path:
+    """Where an output ``dest`` is written (itself, or a symbolic link's target), after the
+    checks every output gets: an existing regular file only with ``overwrite``
+    (``OutputExists``, exit 7), anything else that exists never (``LocalIOError``
+    ``not-a-regular-file``, exit 8, with or without ``overwrite``)."""
+    try:
+        target, exists = write_target(dest)
+    except NotRegularFile as exc:
+        raise LocalIOError(f"{str(dest)!r} is {exc.what}", details=list(details),
+                           hint=hint or "move it out of the way; pkgloader replaces regular files only",
+                           code=NOT_A_FILE) from None
+    if exists and not overwrite:
+        raise OutputExists.at(dest, details)
+    return Path(target)
+
+
+def output_error(exc: OSError, dest: Path, details: Iterable[str] = ()) -> LocalIOError:
+    """A failed write of an output, naming the part of the path at fault."""
+    if isinstance(exc, NotRegularFile):
+        return LocalIOError(f"{str(dest)!r} is {exc.what}", details=[*details, "nothing was written"],
+                            hint="move it out of the way; pkgloader replaces regular files only", code=NOT_A_FILE)
+    reason, hint = explain_os_error(exc, dest)
+    return LocalIOError(f"cannot write {str(dest)!r}: {reason}", details=[*details, "nothing was written"], hint=hint)
+
+
 class Cache:
     """``durable``: fsync content and outputs before renaming them into place (the default;
     ``[pkgloader] fsync = false`` turns it off: a torn entry is still caught by
@@ -60,6 +121,33 @@ class Cache:
     def __init__(self, root: Path, *, durable: bool = True) -> None:
         self.root = Path(root)
         self.durable = durable
+        self._tidied: set[str] = set()  # directories cleaned of dead processes' temp files
+
+    # --- local faults ----------------------------------------------------------------------
+
+    def io_error(self, exc: OSError, path: Path | str, *, action: str = "write to") -> LocalIOError:
+        """A local file-system fault in the cache (exit 8), naming the path at fault."""
+        try:
+            self.check_root()
+        except LocalIOError as not_a_dir:
+            return not_a_dir
+        reason, hint = explain_os_error(exc, path)
+        return LocalIOError(f"cannot {action} the cache at {str(self.root)!r}: {reason}",
+                            hint=f"{hint}, or choose another cache with --cache-dir" if hint
+                            else "choose another cache with --cache-dir")
+
+    def _not_a_file(self, path: Path, mode: int) -> LocalIOError:
+        return LocalIOError(f"the cache entry {str(path)!r} is {kind_of(mode)}, not a regular file",
+                            details=["pkgloader does not replace it"],
+                            hint="remove it, or empty the whole cache with 'pkgloader cache clean'", code=NOT_A_FILE)
+
+    def tidy(self, directory: Path | str) -> None:
+        """Remove what killed processes left in ``directory`` (once per cache object and
+        directory; a live process's temp files are never touched, see ``_fsutil``)."""
+        key = os.fspath(directory)
+        if key not in self._tidied:
+            self._tidied.add(key)
+            clean_stale_temps(key)
 
     # --- paths --------------------------------------------------------------------------
 
@@ -79,9 +167,13 @@ class Cache:
         long). A bad entry is removed so that it is fetched again."""
         path = self.blob_path(digest)
         try:
-            st = path.stat()
-        except FileNotFoundError:
-            return False
+            st = path.lstat()
+        except (FileNotFoundError, NotADirectoryError):
+            return False  # (a file where a directory should be is reported when it is written)
+        except OSError as exc:
+            raise self.io_error(exc, path, action="read") from None
+        if not stat.S_ISREG(st.st_mode):
+            raise self._not_a_file(path, st.st_mode)
         if size is not None and st.st_size != size:
             self._discard(path, f"size {st.st_size} != {size}")
             return False
@@ -129,11 +221,18 @@ class Cache:
     @contextmanager
     def ingest(self, digest: Digest, size: int | None, *, what: str, origin: str) -> Iterator[VerifyingWriter]:
         """Yield a writer; on clean exit the content is verified and moved into
-        place. On any error (including a mismatch) nothing is kept."""
+        place. On any error (including a mismatch) nothing is kept. The temp file in
+        ``tmp/`` is held locked until it is renamed into place or removed, so the next
+        process can tell a killed download's leftovers from a live one (see ``_fsutil``)."""
         tmp_dir = self.root / "tmp"
-        tmp_dir.mkdir(parents=True, exist_ok=True)
-        # created read-only (the descriptor still writes): blobs are never modified in place
-        fd, tmp = make_temp(tmp_dir, f"{digest.hex[:16]}.", mode=_BLOB_MODE)
+        try:
+            tmp_dir.mkdir(parents=True, exist_ok=True)
+            self.tidy(tmp_dir)
+            # created read-only (the descriptor still writes): blobs are never modified in place
+            fd, tmp = make_temp(tmp_dir, f"{digest.hex[:16]}.", mode=_BLOB_MODE)
+        except OSError as exc:
+            raise self.io_error(exc, tmp_dir) from None
+        final = self.blob_path(digest)
         try:
             with os.fdopen(fd, "w+b") as f:
                 writer = VerifyingWriter(f, digest, size, what=what, origin=origin)
@@ -142,11 +241,19 @@ class Cache:
                     writer.verify()
                 finally:
                     writer.close()
-                f.flush()
-                if self.durable:
-                    os.fsync(f.fileno())
-            final = self.blob_path(digest)
-            final.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    f.flush()
+                    if self.durable:
+                        os.fsync(f.fileno())
+                    final.parent.mkdir(parents=True, exist_ok=True)
+                    self._check_entry(final)
+                    if os.name != "nt":
+                        # Several processes may commit the same blob: each renames its own
+                        # verified copy into place atomically (with its lock still held), so
+                        # readers see one complete file or the other
+                        os.replace(tmp, final)
+                except OSError as exc:
+                    raise self.io_error(exc, final) from None
             if os.name == "nt":  # pragma: no cover - a replace fails there while a reader has the file open
                 os.chmod(tmp, 0o444)
                 with self.lock(digest):
@@ -154,59 +261,85 @@ class Cache:
                         os.unlink(tmp)  # another process committed it first
                     else:
                         os.replace(tmp, final)
-            else:
-                # Several processes may commit the same blob: each renames its own verified
-                # copy into place atomically, readers see one complete file or the other
-                os.replace(tmp, final)
             if self.durable:
                 fsync_dir(final.parent)
         except BaseException:
             unlink_quietly(tmp)
             raise
 
-    def copy_blob(self, digest: Digest, dest: Path, *, overwrite: bool, share: bool = False) -> None:
+    def _check_entry(self, path: Path) -> None:
+        """Refuse to replace a cache entry that is not a regular file (a directory, ...)."""
+        try:
+            st = path.lstat()
+        except FileNotFoundError:
+            return
+        if not stat.S_ISREG(st.st_mode):
+            raise self._not_a_file(path, st.st_mode)
+
+    def copy_blob(self, digest: Digest, dest: Path, *, overwrite: bool, share: bool = False,
+                  details: Iterable[str] = (), hint: str | None = None) -> None:
         """Copy a (just verified) blob to ``dest`` atomically: temp file next to ``dest``,
-        then rename. Refuses to replace ``dest`` unless ``overwrite``.
+        then rename. Refuses to replace ``dest`` unless ``overwrite``, and never replaces
+        anything but a regular file (see ``check_output``; a symbolic link's target is
+        written, the link stays). Every failure is a ``PkgLoaderError`` (a local fault:
+        exit 8, naming the path at fault). What a killed process left next to ``dest`` is
+        removed first.
 
         ``share``: make ``dest`` a hard link to the cache entry instead of a copy when both
         are on one file system, so that a large download is written to disk once, not
         twice. The entry then takes the output's permissions; if the output is later
         edited in place, the entry no longer matches its digest and is discarded and
         fetched again on its next use (every read is verified), never served."""
-        from ._errors import OutputExists
-
+        details = list(details)
+        target = check_output(dest, overwrite=overwrite, details=details, hint=hint)
         src = self.blob_path(digest)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = _link_beside(src, dest) if share else None
+        tmp: str | None = None
+        held: int | None = None
         try:
-            if tmp is None:
-                fd, tmp = make_temp(dest.parent, f".{dest.name}.", mode=0o644)  # less the umask
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self.tidy(target.parent)
+            linked = link_temp(src, target.parent, f".{target.name}.") if share else None
+            if linked is None:
+                fd, tmp = make_temp(target.parent, f".{target.name}.", mode=0o644)  # less the umask
                 with os.fdopen(fd, "wb") as out, open(src, "rb") as inp:
                     _kernel_copy(inp, out)
                     out.flush()
                     if self.durable:
                         os.fsync(out.fileno())
+                    held = os.dup(out.fileno())  # the lock stays held until the rename is done
             else:
+                held, tmp = linked
                 os.chmod(tmp, 0o644 & ~_umask())  # the shared file takes the output's usual mode
-            if overwrite:
-                os.replace(tmp, dest)
-            else:
-                try:
-                    os.link(tmp, dest)  # atomic create-if-absent
-                except FileExistsError:
-                    raise OutputExists.at(dest) from None
-                except OSError:  # no hard links here: check, then rename
-                    if dest.exists():
-                        raise OutputExists.at(dest) from None
-                    os.replace(tmp, dest)
-                else:
-                    os.unlink(tmp)
+            self._commit(tmp, target, dest, overwrite=overwrite, details=details, hint=hint)
             if self.durable:
-                fsync_dir(dest.parent)
-        except BaseException:
+                fsync_dir(target.parent)
+        except OSError as exc:
+            raise output_error(exc, dest, details) from None
+        finally:
             if tmp is not None:
+                # after a rename the temp name is gone; it stays only after an error, or when
+                # the rename did nothing (the output already was this very file: a hard link
+                # to the same cache entry, from a concurrent fetch)
                 unlink_quietly(tmp)
-            raise
+            if held is not None:
+                os.close(held)
+
+    @staticmethod
+    def _commit(tmp: str, target: Path, dest: Path, *, overwrite: bool, details: list[str],
+                hint: str | None) -> None:
+        """Rename the finished temp file to the output."""
+        check_output(dest, overwrite=overwrite, details=details, hint=hint)  # again, just before
+        if overwrite:
+            os.replace(tmp, target)
+            return
+        try:
+            os.link(tmp, target)  # atomic create-if-absent
+        except FileExistsError:
+            raise OutputExists.at(dest, details) from None
+        except OSError:  # no hard links here: check, then rename
+            if os.path.lexists(target):
+                raise OutputExists.at(dest, details) from None
+            os.replace(tmp, target)
 
     def read_blob(self, digest: Digest) -> bytes:
         return self.blob_path(digest).read_bytes()
@@ -255,14 +388,14 @@ class Cache:
 
     def _write_json(self, path: Path, data: Any) -> None:
         try:
+            self.tidy(self.root / "tmp")
             atomic_write_bytes(path, json.dumps(data, sort_keys=True).encode(), durable=False)
         except OSError as exc:
-            raise LocalIOError(f"cannot write to the cache at {str(self.root)!r}: {exc.strerror or exc}",
-                               hint="check permissions, or choose another --cache-dir") from None
+            raise self.io_error(exc, path) from None
 
     def _read_json(self, path: Path) -> Any:
         try:
-            return load_json(path.read_bytes())
+            return load_json(read_regular(path))  # (a FIFO is never read: it would block)
         except FileNotFoundError:
             return None
         except (OSError, ValueError):
@@ -270,7 +403,20 @@ class Cache:
 
     # --- maintenance ---------------------------------------------------------------------
 
+    def check_root(self) -> None:
+        """The cache directory must be a directory (or not exist yet)."""
+        try:
+            st = os.stat(self.root)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise self.io_error(exc, self.root, action="read") from None
+        if not stat.S_ISDIR(st.st_mode):
+            raise LocalIOError(f"the cache directory {str(self.root)!r} is {kind_of(st.st_mode)}, not a directory",
+                               hint=f"move {str(self.root)!r} out of the way, or choose another cache with --cache-dir")
+
     def entries(self) -> list[CacheEntry]:
+        self.check_root()
         out = []
         base = self.root / "releases"
         for path in sorted(base.glob("*/*/*/*.json")):
@@ -285,21 +431,55 @@ class Cache:
     def blobs(self) -> list[Path]:
         return sorted(p for p in (self.root / "blobs" / "sha256").glob("*") if p.is_file())
 
-    def verify_all(self) -> tuple[int, list[Path]]:
-        """Hash every blob; remove the bad ones. Returns (checked, removed)."""
-        removed = []
+    def verify_all(self) -> VerifyResult:
+        """Hash every blob; remove the bad ones; remove what killed processes left in
+        ``tmp/``. An entry that is not a regular file (a directory where a blob should be)
+        is counted and reported, and left in place."""
+        self.check_root()
+        removed: list[Path] = []
+        unusable: list[tuple[Path, str]] = []
         checked = 0
-        for path in self.blobs():
-            checked += 1
-            if not self.has_verified_blob(Digest("sha256", path.name)):
-                removed.append(path)
-        for tmp in (self.root / "tmp").glob("*.part"):
+        base = self.root / "blobs" / "sha256"
+        names: list[str] = []
+        for d in (self.root / "blobs", base):
             try:
-                if time.time() - tmp.stat().st_mtime > 3600:
+                st = d.lstat()
+            except FileNotFoundError:
+                break
+            except OSError as exc:
+                raise self.io_error(exc, d, action="read") from None
+            if not stat.S_ISDIR(st.st_mode):
+                unusable.append((d, kind_of(st.st_mode)))
+                break
+        else:
+            try:
+                names = sorted(os.listdir(base))
+            except OSError as exc:
+                raise self.io_error(exc, base, action="read") from None
+        for name in names:
+            path = base / name
+            checked += 1
+            try:
+                st = path.lstat()
+            except FileNotFoundError:
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                unusable.append((path, kind_of(st.st_mode)))
+            elif not self.has_verified_blob(Digest("sha256", name)):
+                removed.append(path)
+        tmp_dir = self.root / "tmp"
+        self._tidied.discard(os.fspath(tmp_dir))
+        self.tidy(tmp_dir)
+        for tmp in tmp_dir.glob("*.part"):
+            if TEMP_RE.search(tmp.name):
+                continue  # locked while written: removed above as soon as its writer is gone
+            try:  # a temp file of an older pkgloader, which did not lock them
+                st = tmp.lstat()
+                if stat.S_ISREG(st.st_mode) and time.time() - st.st_mtime > 3600:
                     tmp.unlink()
             except OSError:
                 pass
-        return checked, removed
+        return VerifyResult(checked, removed, unusable)
 
     def clean(self, older_than: float | None = None) -> tuple[int, int]:
         """Remove cached content (all, or what was last used more than ``older_than``
@@ -307,7 +487,16 @@ class Cache:
         now = time.time()
         files = 0
         freed = 0
+        self.check_root()
         if older_than is None:
+            import shutil
+
+            failed: list[OSError] = []
+
+            def note(_func: Any, _path: str, info: Any) -> None:
+                failed.append(info if isinstance(info, OSError) else info[1])
+
+            how: dict[str, Any] = {"onexc" if sys.version_info >= (3, 12) else "onerror": note}
             for sub in ("blobs", "releases", "tags", "metadata", "tmp", "warg", "locks"):
                 d = self.root / sub
                 if d.exists():
@@ -315,10 +504,11 @@ class Cache:
                         if p.is_file():
                             files += 1
                             freed += p.stat().st_size
-                    import shutil
-
-                    shutil.rmtree(d, ignore_errors=True)
+                    shutil.rmtree(d, **how)
+            if failed:
+                raise self.io_error(failed[0], failed[0].filename or self.root, action="remove from")
             return files, freed
+        self.tidy(self.root / "tmp")
         cutoff = now - older_than
         for entry in self.entries():
             try:
@@ -356,21 +546,6 @@ def _atime(path: Path) -> float:
 
 
 _BLOB_MODE = 0o444 if os.name != "nt" else 0o600
-
-
-def _link_beside(src: Path, dest: Path) -> str | None:
-    """A hard link to ``src`` under a temporary name next to ``dest``; None where links do
-    not work (another file system, no hard links, too many links)."""
-    for _ in range(3):
-        tmp = str(dest.parent / f".{dest.name}.{os.urandom(6).hex()}.part")
-        try:
-            os.link(src, tmp)
-            return tmp
-        except FileExistsError:
-            continue
-        except OSError:
-            return None
-    return None
 
 
 def _kernel_copy(inp: Any, out: Any) -> None:

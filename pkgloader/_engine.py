@@ -13,13 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from ._cache import Cache
+from ._cache import Cache, check_output
 from ._config import Config
 from ._errors import (
     InvalidContent,
     NoMatchingVersion,
     OfflineCacheMiss,
-    OutputExists,
     PackageNotFound,
     UsageError,
     VersionYanked,
@@ -42,6 +41,9 @@ log = get_logger()
 #: downloads of at least this size are hard-linked to the output instead of copied
 #: (one write to disk instead of two; see ``Cache.copy_blob``)
 SHARE_MIN = 8 * 1024 * 1024
+
+#: the way out when an output is not a regular file (a device, a directory, ...)
+_OUTPUT_HINT = "choose another path with -o"
 
 Progress = Callable[[str, int | None], Callable[[int], None]]
 
@@ -350,18 +352,14 @@ class Engine:
     def fetch_flow(self, spec: PackageSpec, dest: str | os.PathLike[str] | None, overwrite: bool) -> Flow[FetchResult]:
         rel, source = yield from self.resolve_flow(spec)
         out = self.output_path(rel, dest)
-        if out.exists() and not overwrite:
-            raise OutputExists.at(out, [f"would write {rel.package}@{rel.version} ({rel.digest.short})"])
+        # before any download: an existing output needs --overwrite, and only a regular file
+        # (or a link to one) is ever replaced (see check_output)
+        would = [f"would write {rel.package}@{rel.version} ({rel.digest.short})"]
+        check_output(out, overwrite=overwrite, details=would, hint=_OUTPUT_HINT)
         cached = yield from self.ensure_content_flow(rel, source)
         # a large download is linked, not copied, to the output: written to disk once
         share = not cached and rel.size is not None and rel.size >= SHARE_MIN
-        try:
-            self.cache.copy_blob(rel.digest, out, overwrite=overwrite, share=share)
-        except OSError as exc:
-            from ._errors import LocalIOError
-
-            raise LocalIOError(f"cannot write {str(out)!r}: {exc.strerror or exc}",
-                               details=["nothing was written"]) from None
+        self.cache.copy_blob(rel.digest, out, overwrite=overwrite, share=share, details=would, hint=_OUTPUT_HINT)
         if cached:  # a fresh download is recent already
             self.cache.touch(rel)
         if spec.exact_version is not None:

@@ -1,33 +1,298 @@
-"""Crash-safe file writes: temp file in the target directory, fsync, rename."""
+"""Crash-safe file writes: temp file in the target directory, fsync, rename; what a killed
+process left behind is cleaned by the next one; only regular files are ever replaced.
+
+**Temp files** are named ``<prefix>pkgloader-<pid>-<12 hex>.part`` and their writer holds a
+shared ``flock`` on them from creation until they are renamed into place (or removed). A
+killed process's locks go with it, so ``clean_stale_temps`` can tell its leftovers from a
+live writer's file without guessing from ages or PIDs: it removes a temp file only when it
+can take an *exclusive* lock on it, holding that lock while it unlinks, and only when the
+name still refers to the file it locked. The writer closes the one race this leaves (its
+file is locked a moment after it is created) by checking, once it holds its lock, that its
+name still refers to its file; if a cleaner took the file in between, it starts over under a
+new name. A temp file of this process (the PID in the name) is never touched: locks emulated
+on network file systems do not tell one thread of a process from another. Where ``flock`` is
+missing (Windows) nothing is cleaned by lock; ``Cache.verify_all`` still removes old files.
+
+**Regular files only**: an existing path that is a directory, a device, a FIFO or a socket is
+never replaced (``NotRegularFile``). A symbolic link is followed: its target is written (a
+temp file beside the target, renamed over it), the link itself stays; a link that leads
+nowhere is refused, as GNU ``cp`` refuses to write through a dangling link.
+"""
 
 from __future__ import annotations
 
+import errno
 import os
+import re
+import stat
 from contextlib import contextmanager
-from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import TYPE_CHECKING, BinaryIO, Iterator
 
-__all__ = ["atomic_write_bytes", "atomic_writer", "fsync_dir", "make_temp", "unlink_quietly"]
+if TYPE_CHECKING:  # pragma: no cover
+    from pathlib import Path
+
+__all__ = ["NotRegularFile", "atomic_write_bytes", "atomic_writer", "clean_stale_temps", "explain_os_error",
+           "fsync_dir", "kind_of", "link_temp", "make_temp", "read_regular", "unlink_quietly", "write_target"]
 
 _TEMP_FLAGS = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0) \
     | getattr(os, "O_BINARY", 0)
+_PROBE_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
+
+#: ``<prefix>pkgloader-<pid>-<12 hex>.part``: what ``make_temp`` and ``link_temp`` create
+TEMP_RE = re.compile(r"pkgloader-(\d+)-[0-9a-f]{12}\.part$")
+
+try:
+    import fcntl as _fcntl
+except ImportError:  # pragma: no cover - Windows
+    _fcntl = None  # type: ignore[assignment]
 
 
-def make_temp(directory: Path | str, prefix: str, suffix: str = ".part", *, mode: int = 0o600) -> tuple[int, str]:
-    """Create a new file with a random name in ``directory``, with ``mode`` (less the umask;
-    the descriptor is read-write whatever the mode); returns the open descriptor and the
-    path. ``tempfile.mkstemp`` without importing ``tempfile`` (which pulls in ``shutil``
-    and ``random``: ~4 ms on every start), and without a chmod afterwards."""
-    for _ in range(100):
-        path = os.path.join(directory, f"{prefix}{os.urandom(6).hex()}{suffix}")
+class NotRegularFile(OSError):
+    """An existing path that pkgloader must not replace (a directory, a device, a FIFO, a
+    socket, a dangling symbolic link). An ``OSError``, so every writer's error handling
+    reports it; ``strerror`` says what the path is."""
+
+    def __init__(self, path: str | os.PathLike[str], what: str) -> None:
+        super().__init__(errno.EEXIST, what, os.fspath(path))
+        self.path = os.fspath(path)
+        self.what = what
+
+
+def kind_of(mode: int) -> str:
+    """'a directory', 'a character device', ... for a ``st_mode``."""
+    if stat.S_ISREG(mode):
+        return "a regular file"
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
+    return "not a regular file"
+
+
+def write_target(path: str | os.PathLike[str]) -> tuple[str, bool]:
+    """Where a write of ``path`` goes, and whether something is there: ``path`` itself, or
+    for a symbolic link its (final) target. Raises ``NotRegularFile`` when what is there is
+    not a regular file, or the link leads nowhere."""
+    p = os.fspath(path)
+    try:
+        st = os.lstat(p)
+    except FileNotFoundError:
+        return p, False
+    except NotADirectoryError:
+        return p, False  # a parent is not a directory: creating the file reports it
+    if stat.S_ISREG(st.st_mode):
+        return p, True
+    if stat.S_ISLNK(st.st_mode):
         try:
-            return os.open(path, _TEMP_FLAGS, mode), path
+            target = os.path.realpath(p, strict=True)
+            tst = os.stat(target)
+        except OSError:
+            raise NotRegularFile(p, f"a symbolic link to {os.readlink(p)!r}, which does not exist; "
+                                    "not writing through it") from None
+        if not stat.S_ISREG(tst.st_mode):
+            raise NotRegularFile(p, f"a symbolic link to {target!r}, {kind_of(tst.st_mode)}, not a regular file; "
+                                    "not replacing it")
+        return target, True
+    raise NotRegularFile(p, f"{kind_of(st.st_mode)}, not a regular file; not replacing it")
+
+
+def read_regular(path: str | os.PathLike[str]) -> bytes:
+    """The bytes of a regular file; ``NotRegularFile`` for anything else (a FIFO is never
+    opened for a blocking read)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
+                 | getattr(os, "O_BINARY", 0))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise NotRegularFile(path, f"{kind_of(st.st_mode)}, not a regular file")
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            return f.read()
+    finally:
+        os.close(fd)
+
+
+# --- temp files ------------------------------------------------------------------------------
+
+
+def _temp_path(directory: str | os.PathLike[str], prefix: str) -> str:
+    return os.path.join(directory, f"{prefix}pkgloader-{os.getpid()}-{os.urandom(6).hex()}.part")
+
+
+def _hold(fd: int, path: str) -> bool:
+    """Take the writer's shared lock on a new temp file; False when a cleaner got to it
+    first (the name no longer refers to this file): start over under another name."""
+    if _fcntl is None:  # pragma: no cover - Windows
+        return True
+    try:
+        _fcntl.flock(fd, _fcntl.LOCK_SH)
+    except OSError:
+        return True  # no locks on this file system: nothing cleans by lock either
+    try:
+        st, now = os.fstat(fd), os.lstat(path)
+    except FileNotFoundError:
+        return False
+    return (st.st_dev, st.st_ino) == (now.st_dev, now.st_ino)
+
+
+def make_temp(directory: str | os.PathLike[str], prefix: str, *, mode: int = 0o600) -> tuple[int, str]:
+    """Create a new temp file in ``directory`` (see the module docs for its name and lock),
+    with ``mode`` less the umask (the descriptor is read-write whatever the mode); returns
+    the open descriptor, which holds the lock until it is closed, and the path.
+    ``tempfile.mkstemp`` without importing ``tempfile`` (~4 ms on every start)."""
+    for _ in range(100):
+        path = _temp_path(directory, prefix)
+        try:
+            fd = os.open(path, _TEMP_FLAGS, mode)
         except FileExistsError:
             continue
-    raise FileExistsError(f"no free temporary name in {directory}")
+        if _hold(fd, path):
+            return fd, path
+        os.close(fd)
+    raise FileExistsError(errno.EEXIST, "no free temporary name", os.fspath(directory))
 
 
-def fsync_dir(path: Path) -> None:
+def link_temp(src: str | os.PathLike[str], directory: str | os.PathLike[str], prefix: str) -> tuple[int, str] | None:
+    """A hard link to ``src`` under a temp name in ``directory``, with the writer's lock held
+    by the returned descriptor (close it after the rename); None where links do not work
+    (another file system, no hard links, too many links)."""
+    for _ in range(10):
+        path = _temp_path(directory, prefix)
+        try:
+            os.link(src, path)
+        except FileExistsError:
+            continue
+        except OSError:
+            return None
+        try:
+            fd = os.open(path, _PROBE_FLAGS)
+        except OSError:
+            unlink_quietly(path)
+            return None
+        if _hold(fd, path):
+            return fd, path
+        os.close(fd)
+    return None
+
+
+def _owner_gone(path: str) -> bool:
+    """Remove ``path`` if no live writer holds it (see the module docs). True if removed."""
+    assert _fcntl is not None
+    try:
+        fd = os.open(path, _PROBE_FLAGS)
+    except OSError:
+        return False  # gone already, or not ours to open
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return False
+        try:
+            _fcntl.flock(fd, _fcntl.LOCK_EX | _fcntl.LOCK_NB)
+        except OSError:
+            return False  # a live writer holds it (or this file system has no locks)
+        try:
+            now = os.lstat(path)
+        except OSError:
+            return False
+        if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino):
+            return False  # renamed into place and replaced meanwhile: not the file we locked
+        try:
+            os.unlink(path)
+        except OSError:
+            return False
+        return True
+    finally:
+        os.close(fd)
+
+
+def clean_stale_temps(directory: str | os.PathLike[str]) -> list[str]:
+    """Remove the temp files (``TEMP_RE``) in ``directory`` whose writer is gone (killed);
+    a live writer's file is never touched. Returns the paths removed; never raises."""
+    d = os.fspath(directory)
+    if _fcntl is None:  # pragma: no cover - Windows
+        return []
+    removed = []
+    own = os.getpid()
+    try:
+        with os.scandir(d) as it:
+            names = [e.name for e in it if e.name.endswith(".part")]
+    except OSError:
+        return []
+    for name in names:
+        m = TEMP_RE.search(name)
+        if m is None or int(m.group(1)) == own:
+            continue
+        path = os.path.join(d, name)
+        if _owner_gone(path):
+            removed.append(path)
+    if removed:
+        from ._log import get_logger
+
+        get_logger().info("removed %d partial file(s) left in %s by a process that is gone", len(removed), d)
+    return removed
+
+
+# --- explaining failures ----------------------------------------------------------------------
+
+
+def _blocker(path: str) -> tuple[str, int] | None:
+    """The nearest existing ancestor of ``path`` that is not a directory (and its mode)."""
+    p = os.path.abspath(path)
+    parents = []
+    while True:
+        parent = os.path.dirname(p)
+        if parent == p:
+            break
+        parents.append(parent)
+        p = parent
+    for anc in reversed(parents + [os.path.abspath(path)]):
+        try:
+            st = os.stat(anc)
+        except OSError:
+            return None
+        if not stat.S_ISDIR(st.st_mode):
+            return anc, st.st_mode
+    return None
+
+
+def explain_os_error(exc: OSError, path: str | os.PathLike[str]) -> tuple[str, str | None]:
+    """(reason, hint) for a failed write at ``path``: names the component at fault (a file
+    where a directory should be, an unwritable directory) rather than repeating errno."""
+    p = os.fspath(path)
+    if isinstance(exc, NotRegularFile):
+        return f"{exc.path!r} is {exc.what}", None
+    if exc.errno in (errno.ENOTDIR, errno.EEXIST):
+        found = _blocker(os.path.dirname(os.path.abspath(p)))
+        if found is not None:
+            anc, mode = found
+            return (f"{anc!r} is {kind_of(mode)}, not a directory",
+                    f"move {anc!r} out of the way")
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        where = exc.filename if isinstance(exc.filename, str) else p
+        if os.path.lexists(where):
+            return f"not allowed to write {where!r}", f"check the permissions of {where!r}"
+        parent = os.path.dirname(os.path.abspath(where))
+        return f"not allowed to create {where!r}", f"check the permissions of {parent!r}"
+    if exc.errno == errno.EROFS:
+        return "read-only file system", None
+    if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        return exc.strerror or "no space left on device", "free some disk space"
+    if exc.errno == errno.EISDIR:
+        return f"{exc.filename or p!r} is a directory", None
+    return exc.strerror or str(exc), None
+
+
+# --- atomic writes ----------------------------------------------------------------------------
+
+
+def fsync_dir(path: str | os.PathLike[str]) -> None:
     """Make a rename in ``path`` durable (no-op where directories cannot be opened)."""
     try:
         fd = os.open(path, os.O_RDONLY)
@@ -44,24 +309,32 @@ def fsync_dir(path: Path) -> None:
 @contextmanager
 def atomic_writer(path: Path, *, mode: int = 0o644, durable: bool = True) -> Iterator[BinaryIO]:
     """Yield a temp file next to ``path``; on clean exit it is fsynced and renamed over
-    ``path``. On any exception the temp file is removed and ``path`` is untouched."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = make_temp(path.parent, f".{path.name}.", mode=mode)  # the umask applies, as for open()
+    ``path`` (for a symbolic link: over its target). On any exception the temp file is
+    removed and ``path`` is untouched. Raises ``NotRegularFile`` before writing anything
+    when ``path`` is a directory, a device, a FIFO, a socket or a dangling link."""
+    target, _ = write_target(path)
+    parent = os.path.dirname(target) or "."
+    os.makedirs(parent, exist_ok=True)
+    clean_stale_temps(parent)
+    fd, tmp = make_temp(parent, f".{os.path.basename(target)}.", mode=mode)  # the umask applies, as for open()
     try:
         with os.fdopen(fd, "wb") as f:
             yield f
             f.flush()
             if durable:
                 os.fsync(f.fileno())
-        os.replace(tmp, path)
+            if os.name != "nt":  # pragma: no branch - Windows cannot rename an open file
+                os.replace(tmp, target)  # with the lock still held
+        if os.name == "nt":  # pragma: no cover
+            os.replace(tmp, target)
     except BaseException:
         unlink_quietly(tmp)
         raise
     if durable:
-        fsync_dir(path.parent)
+        fsync_dir(parent)
 
 
-def unlink_quietly(path: str | Path) -> None:
+def unlink_quietly(path: str | os.PathLike[str]) -> None:
     """Remove a temp file on the way out of an error (it may never have been created)."""
     try:
         os.unlink(path)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable
@@ -318,17 +319,31 @@ def finish_sync(project: Project, result: ProjectResult, targets: list[tuple[Any
 
 
 def place_local(src: Path, dest: Path) -> None:
-    """Copy a local override into deps/ (a WIT directory as a directory, a file as a file)."""
-    from ._fsutil import atomic_write_bytes
+    """Copy a local override into deps/ (a WIT directory as a directory, a file as a file).
+    Never replaces anything but what it would write: a directory for a directory (not a
+    link to one), a regular file (or a link to one, whose target is written) for a file."""
+    from ._cache import output_error
+    from ._fsutil import NotRegularFile, atomic_write_bytes, kind_of
 
-    if src.is_dir():
-        tmp = dest.with_name(f".{dest.name}.tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.copytree(src, tmp, ignore=shutil.ignore_patterns("deps"))
-        shutil.rmtree(dest, ignore_errors=True)
-        os.replace(tmp, dest)
-    else:
-        atomic_write_bytes(dest, src.read_bytes())
+    try:
+        if src.is_dir():
+            try:
+                st = dest.lstat()
+            except FileNotFoundError:
+                pass
+            else:
+                if not stat.S_ISDIR(st.st_mode):
+                    raise NotRegularFile(dest, f"{kind_of(st.st_mode)}, not a directory; not replacing it")
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            tmp = dest.with_name(f".{dest.name}.tmp")
+            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.copytree(src, tmp, ignore=shutil.ignore_patterns("deps"))
+            shutil.rmtree(dest, ignore_errors=True)
+            os.replace(tmp, dest)
+        else:
+            atomic_write_bytes(dest, src.read_bytes())
+    except OSError as exc:
+        raise output_error(exc, dest) from None
 
 
 def prune(project: Project, keep: set[Path]) -> list[Path]:
@@ -339,7 +354,12 @@ def prune(project: Project, keep: set[Path]) -> list[Path]:
     if deps.is_dir():
         for p in sorted(deps.iterdir()):
             if p.is_file() and _MANAGED_RE.match(p.name) and p not in keep:
-                p.unlink()
+                try:
+                    p.unlink()
+                except OSError as exc:
+                    from ._fsutil import explain_os_error
+
+                    reason, hint = explain_os_error(exc, p)
+                    raise LocalIOError(f"cannot remove {str(p)!r}: {reason}", hint=hint) from None
                 removed.append(p)
     return removed
-

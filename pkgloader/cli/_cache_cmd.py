@@ -72,11 +72,26 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    checked, removed = _cache(args).verify_all()
+    checked, removed, unusable = _cache(args).verify_all()
+    summary = f"checked {checked} blob(s); removed {len(removed)} corrupted"
+    if unusable:
+        # an entry pkgloader must not replace (a directory where a blob should be): a local
+        # fault (exit 8) that only the user can clear; the counts go with the error
+        from .._cache import NOT_A_FILE
+        from .._errors import LocalIOError
+
+        n = len(unusable)
+        raise LocalIOError(
+            f"{n} cache entr{'y is' if n == 1 else 'ies are'} not a regular file; left in place",
+            details=[f"{p} is {kind}" for p, kind in unusable] + [summary] + [f"removed {p}" for p in removed],
+            hint="remove them, or empty the whole cache with 'pkgloader cache clean'" if n > 1
+            else "remove it, or empty the whole cache with 'pkgloader cache clean'",
+            code=NOT_A_FILE,
+        )
     if args.json:
         emit_json({"checked": checked, "removed": [str(p) for p in removed]})
     else:
-        sys.stdout.write(f"checked {checked} blob(s); removed {len(removed)} corrupted\n")
+        sys.stdout.write(summary + "\n")
         for p in removed:
             sys.stdout.write(f"  removed {p}\n")
     return 0

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+from stat import S_ISREG
 
 _SPEC_RE = re.compile(r"^([a-z][a-z0-9]*(?:-[a-z][a-z0-9]*)*:[a-z][a-z0-9]*(?:-[a-z][a-z0-9]*)*)@=((?:0|[1-9]\d*)\.(?:0|[1-9]\d*)\.(?:0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?)$")
 _VALUE_OPTS = {"-o": "output", "--output": "output", "--cache-dir": "cache_dir", "--config": "config", "--registry": "registry"}
@@ -86,52 +87,65 @@ def _try_fetch(argv: list[str]) -> int | None:
         if out.endswith(("/", os.sep)) or os.path.isdir(out):
             out = os.path.join(out, file_name)
     overwrite = bool(opts.get("overwrite"))
-    if not overwrite and os.path.lexists(out):
-        return None  # the full path words the refusal
+    try:
+        st = os.lstat(out)
+    except FileNotFoundError:
+        pass
+    else:
+        if not overwrite or not S_ISREG(st.st_mode):
+            return None  # the full path words the refusal (and follows a symbolic link)
 
     # Verify the cached bytes (never serve unverified content), copying as we hash.
     import hashlib
 
+    from .._fsutil import clean_stale_temps, make_temp
+
     parent = os.path.dirname(os.path.abspath(out))
     if not os.path.isdir(parent):
         return None
-    tmp = os.path.join(parent, f".{os.path.basename(out)}.{os.getpid()}.part")
+    clean_stale_temps(parent)  # what a killed fetch left here
     h = hashlib.sha256()
     n = 0
+    tmp = None
     try:
-        with open(blob, "rb") as src, open(tmp, "xb") as dst:
-            buf = bytearray(1 << 20)
-            view = memoryview(buf)
-            while k := src.readinto(buf):
-                h.update(view[:k])
-                dst.write(view[:k])
-                n += k
-            dst.flush()
-            if memo.get("fsync"):
-                os.fsync(dst.fileno())
-        if h.hexdigest() != digest[7:] or (isinstance(size, int) and n != size):
-            os.unlink(tmp)
-            return None  # the full path discards the bad entry and fetches again
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o644 & ~umask)
-        if overwrite:
-            os.replace(tmp, out)
-        else:
-            try:
-                os.link(tmp, out)
-            except OSError:
-                os.unlink(tmp)
-                return None
-            os.unlink(tmp)
+        src_fd = os.open(blob, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        with open(src_fd, "rb") as src:
+            if not S_ISREG(os.fstat(src_fd).st_mode):
+                return None  # (never a blocking read of a FIFO) the full path reports it
+            fd, tmp = make_temp(parent, f".{os.path.basename(out)}.", mode=0o644)  # less the umask
+            with open(fd, "wb") as dst:
+                buf = bytearray(1 << 20)
+                view = memoryview(buf)
+                while k := src.readinto(buf):
+                    h.update(view[:k])
+                    dst.write(view[:k])
+                    n += k
+                dst.flush()
+                if memo.get("fsync"):
+                    os.fsync(dst.fileno())
+                if h.hexdigest() != digest[7:] or (isinstance(size, int) and n != size):
+                    return None  # the full path discards the bad entry and fetches again
+                # the rename while the temp file's lock is held (see _fsutil)
+                if overwrite:
+                    st = os.lstat(out) if os.path.lexists(out) else None
+                    if st is not None and not S_ISREG(st.st_mode):
+                        return None
+                    os.replace(tmp, out)
+                else:
+                    try:
+                        os.link(tmp, out)
+                    except OSError:
+                        return None
         ns, _, name = str(memo["package"]).partition(":")
         _warm.touch_release(_warm.release_record_path(cache_dir, str(memo["registry"]), ns, name, str(memo["version"])))
     except OSError:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
         return None
+    finally:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)  # gone after a rename; left after an error or a link
+            except OSError:
+                pass
     sys.stdout.write(out + "\n")
     if not opts.get("quiet"):
         sys.stderr.write(f"cached {memo['package']}@{memo['version']} ({digest[:19]}, {_size(n)}) from {memo['registry']}\n")

@@ -296,8 +296,8 @@ def test_verify_all_removes_bad_blobs(tmp_path):
     p = cache.blob_path(_digest_of(bad))
     p.chmod(0o644)
     p.write_bytes(b"garbage")
-    checked, removed = cache.verify_all()
-    assert checked == 2 and removed == [p]
+    checked, removed, unusable = cache.verify_all()
+    assert checked == 2 and removed == [p] and unusable == []
     assert cache.has_verified_blob(_digest_of(good))
 
 
