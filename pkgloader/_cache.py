@@ -483,7 +483,8 @@ class Cache:
 
     def clean(self, older_than: float | None = None) -> tuple[int, int]:
         """Remove cached content (all, or what was last used more than ``older_than``
-        seconds ago). Returns (files removed, bytes freed)."""
+        seconds ago). Returns (files removed, bytes freed). A download in progress (its
+        temp file in ``tmp/`` is locked) is left alone either way."""
         now = time.time()
         files = 0
         freed = 0
@@ -497,7 +498,27 @@ class Cache:
                 failed.append(info if isinstance(info, OSError) else info[1])
 
             how: dict[str, Any] = {"onexc" if sys.version_info >= (3, 12) else "onerror": note}
-            for sub in ("blobs", "releases", "tags", "metadata", "tmp", "warg", "locks"):
+            tmp_dir = self.root / "tmp"
+            sizes = {}
+            for p in tmp_dir.glob("*"):
+                try:
+                    sizes[str(p)] = p.lstat().st_size
+                except OSError:
+                    pass
+            for p in map(Path, clean_stale_temps(tmp_dir)):  # a live download's file stays
+                files += 1
+                freed += sizes.get(str(p), 0)
+            for p in tmp_dir.glob("*"):
+                if TEMP_RE.search(p.name) or not p.is_file():
+                    continue
+                try:  # an older pkgloader's temp file (not locked) or anything else
+                    p.unlink()
+                except OSError as exc:
+                    failed.append(exc)
+                else:
+                    files += 1
+                    freed += sizes.get(str(p), 0)
+            for sub in ("blobs", "releases", "tags", "metadata", "warg", "locks"):
                 d = self.root / sub
                 if d.exists():
                     for p in d.rglob("*"):
