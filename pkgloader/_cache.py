@@ -41,7 +41,6 @@ from ._json import load_json
 from ._digest import Digest, VerifyingWriter
 from ._errors import LocalIOError, OutputExists
 from ._fsutil import (
-    TEMP_RE,
     NotRegularFile,
     _umask,
     atomic_write_bytes,
@@ -52,6 +51,7 @@ from ._fsutil import (
     link_temp,
     make_temp,
     read_regular,
+    temp_owner,
     unlink_quietly,
     write_target,
 )
@@ -471,7 +471,7 @@ class Cache:
         self._tidied.discard(os.fspath(tmp_dir))
         self.tidy(tmp_dir)
         for tmp in tmp_dir.glob("*.part"):
-            if TEMP_RE.search(tmp.name):
+            if temp_owner(tmp.name) is not None:
                 continue  # locked while written: removed above as soon as its writer is gone
             try:  # a temp file of an older pkgloader, which did not lock them
                 st = tmp.lstat()
@@ -509,7 +509,7 @@ class Cache:
                 files += 1
                 freed += sizes.get(str(p), 0)
             for p in tmp_dir.glob("*"):
-                if TEMP_RE.search(p.name) or not p.is_file():
+                if temp_owner(p.name) is not None or not p.is_file():
                     continue
                 try:  # an older pkgloader's temp file (not locked) or anything else
                     p.unlink()

@@ -98,7 +98,7 @@ def _try_fetch(argv: list[str]) -> int | None:
     # Verify the cached bytes (never serve unverified content), copying as we hash.
     import hashlib
 
-    from .._fsutil import clean_stale_temps, make_temp
+    from .._tempfiles import clean_stale_temps, make_temp
 
     parent = os.path.dirname(os.path.abspath(out))
     if not os.path.isdir(parent):
@@ -127,8 +127,8 @@ def _try_fetch(argv: list[str]) -> int | None:
                     return None  # the full path discards the bad entry and fetches again
                 # the rename while the temp file's lock is held (see _fsutil)
                 if overwrite:
-                    st = os.lstat(out) if os.path.lexists(out) else None
-                    if st is not None and not S_ISREG(st.st_mode):
+                    now = os.lstat(out) if os.path.lexists(out) else None
+                    if now is not None and not S_ISREG(now.st_mode):
                         return None
                     os.replace(tmp, out)
                 else:

@@ -368,7 +368,7 @@ def test_a_cache_dir_that_is_a_file(registry, registry_config, wit_package, tmp_
 
 _HOLDER = textwrap.dedent("""
     import os, sys, time
-    from pkgloader._fsutil import make_temp
+    from pkgloader._tempfiles import make_temp
     fd, path = make_temp(sys.argv[1], sys.argv[2])
     os.write(fd, b"x" * 100_000)
     print(path, flush=True)
@@ -413,8 +413,8 @@ def test_the_writer_lock_closes_the_race_with_a_cleaner(tmp_path: Path, monkeypa
     """Between creating its temp file and locking it a writer is exposed: a cleaner that
     removes the (unlocked) file then makes the writer start over under a new name, and
     never removes a file it did not lock."""
-    from pkgloader import _fsutil
-    from pkgloader._fsutil import clean_stale_temps, make_temp
+    from pkgloader import _tempfiles
+    from pkgloader._tempfiles import clean_stale_temps, make_temp
 
     names: list[str] = []
     real_open = os.open
@@ -428,7 +428,7 @@ def test_the_writer_lock_closes_the_race_with_a_cleaner(tmp_path: Path, monkeypa
             monkeypatch.undo()
         return fd
 
-    monkeypatch.setattr(_fsutil.os, "open", open_then_clean)
+    monkeypatch.setattr(_tempfiles.os, "open", open_then_clean)
     fd, path = make_temp(tmp_path, ".out.")
     monkeypatch.undo()
     try:
