@@ -133,6 +133,9 @@ class Engine:
                  progress: Progress | None = None) -> None:
         self.config = config
         self.cache = Cache(config.cache_dir, durable=config.settings.fsync.value)
+        # what killed processes left in the cache's tmp/ goes now (one scan of a directory
+        # that is normally empty; a live download's file is never touched)
+        self.cache.tidy(self.cache.root / "tmp")
         self.offline = offline
         self.strict = config.settings.strict.value if strict is None else strict
         self._strict_flag = strict is True

@@ -499,3 +499,37 @@ def test_output_errors_are_pkgloader_errors(tmp_path: Path) -> None:
                                  f"  hint: move '{tmp_path}/file' out of the way")
     with pytest.raises(OutputExists):
         cache.copy_blob(digest, tmp_path / "file", overwrite=False)
+
+
+def test_a_local_override_never_replaces_what_it_would_not_write(tmp_path: Path) -> None:
+    """sync copies a path dependency into wit/deps: a file over a regular file only, a WIT
+    directory over a directory only."""
+    from pkgloader._project import place_local
+
+    src_file = tmp_path / "dep.wasm"
+    src_file.write_bytes(b"\0asm")
+    src_dir = tmp_path / "dep-wit"
+    src_dir.mkdir()
+    (src_dir / "a.wit").write_text("package a:b;")
+    deps = tmp_path / "deps"
+    deps.mkdir()
+    fifo = deps / "a-b.wasm"
+    os.mkfifo(fifo)
+    with pytest.raises(LocalIOError) as ei:
+        place_local(src_file, fifo)
+    assert ei.value.render() == (f"error[not-a-regular-file]: '{fifo}' is a FIFO (named pipe), not a regular file; "
+                                 "not replacing it\n"
+                                 "  nothing was written\n"
+                                 "  hint: move it out of the way; pkgloader replaces regular files only")
+    file_there = deps / "a-b"
+    file_there.write_text("the user's")
+    with pytest.raises(LocalIOError) as ei:
+        place_local(src_dir, file_there)
+    assert ei.value.render() == (f"error[not-a-regular-file]: '{file_there}' is a regular file, not a directory; "
+                                 "not replacing it\n"
+                                 "  nothing was written\n"
+                                 "  hint: move it out of the way; pkgloader replaces regular files only")
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and file_there.read_text() == "the user's"
+    assert sorted(os.listdir(deps)) == ["a-b", "a-b.wasm"]
+    place_local(src_dir, deps / "c-d")  # a directory where none is: placed
+    assert (deps / "c-d" / "a.wit").read_text() == "package a:b;"
