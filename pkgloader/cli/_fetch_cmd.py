@@ -223,8 +223,16 @@ def cmd_publish(args: argparse.Namespace) -> int:
             raise UsageError(f"--annotation {a!r} is not KEY=VALUE")
         annotations[key] = value
     path = Path(args.file)
-    if not path.is_file():
+    if path.is_dir():
+        raise UsageError(
+            f"{args.file!r} is a directory; publish takes one .wasm file (a WIT package or a component)",
+            hint=f"build a WIT directory into a package first: wasm-tools component wit {args.file} --wasm -o "
+                 "package.wasm, then pkgloader publish package.wasm --package NS:NAME@VERSION",
+        )
+    if not path.exists():
         raise LocalIOError(f"cannot read {args.file!r}: no such file")
+    if not path.is_file():
+        raise LocalIOError(f"cannot read {args.file!r}: not a regular file")
     progress = None if (args.quiet or args.json) else progress_factory()
     try:
         with _client(args, progress=progress) as client:

@@ -53,3 +53,11 @@ def test_version(run_cli: Callable[..., Any]) -> None:
 
     r = run_cli("--version")
     assert (r.code, r.out) == (0, f"pkgloader {__version__}\n")
+
+
+def test_publish_of_a_directory_explains_what_it_expects(run_cli: Callable[..., Any], tmp_path: Any) -> None:
+    (tmp_path / "wit").mkdir()
+    r = run_cli("publish", tmp_path / "wit", "--package", "my:pkg@0.1.0")
+    assert r.code == 2
+    assert r.err.startswith(f"error[usage]: '{tmp_path / 'wit'}' is a directory; publish takes one .wasm file")
+    assert "wasm-tools component wit" in r.err
