@@ -3,7 +3,9 @@ challenge flow (``WWW-Authenticate: Bearer realm=...,service=...,scope=...``).
 
 Tokens are cached per (realm, service, scope) until they expire. Once a host's challenge is
 known, a token for a new scope is fetched *before* the request, saving a 401 round trip.
-When configured credentials are refused on a pull, one anonymous attempt is made.
+When configured credentials are refused on a pull, one anonymous attempt is made (with a
+warning); if that fails too, the error says both were refused. A pull answered with 401 is an
+:class:`AuthError` (exit 4): ``auth-required`` without credentials, ``auth-failed`` with them.
 Concurrent requests that need the same token share one token request (single flight).
 """
 
@@ -19,6 +21,7 @@ from urllib.parse import urlencode, urlsplit
 
 from ._errors import AuthError, RegistryError
 from ._http import BodyTooLarge, Flow, Request, Response, redact_url
+from ._log import get_logger
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._credentials import Credentials
@@ -26,6 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["AuthSession", "Challenge", "parse_challenge", "authed"]
 
 _PARAM_RE = re.compile(r'([A-Za-z_][A-Za-z0-9_-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))')
+log = get_logger()
 TOKEN_SAFETY_MARGIN = 10.0
 DEFAULT_TOKEN_LIFETIME = 60.0
 
@@ -61,7 +65,16 @@ class AuthSession:
         self._tokens: dict[tuple[str, str, str], tuple[str, float]] = {}
         self._challenges: dict[str, Challenge] = {}  # host -> challenge
         self._generations: dict[tuple[str, str, str], int] = {}  # bumped when a token is dropped
+        self._warned: set[tuple[str, ...]] = set()
         self.token_requests = 0
+
+    def warn_once(self, key: tuple[str, ...]) -> bool:
+        """True the first time ``key`` is seen: a warning worth giving once per session."""
+        with self._lock:
+            if key in self._warned:
+                return False
+            self._warned.add(key)
+            return True
 
     def challenge_for(self, host: str) -> Challenge | None:
         with self._lock:
@@ -154,13 +167,28 @@ def token_flow(session: AuthSession, challenge: Challenge, scope: str, creds: Cr
 def authed(session: AuthSession, req: Request, *, host: str, scope: str, creds: Credentials | None,
            registry: str) -> Flow[Response]:
     """Send ``req`` with whatever auth the registry asks for. Returns the final response
-    (which may still be 401/403/404: the caller words the error). Configured credentials
-    that are refused get one anonymous attempt; if that is refused too, raises
-    :class:`AuthError` naming where the credentials came from."""
+    (which may still be 403/404, or 401 for a push: the caller words the error).
+
+    Configured credentials that are refused get one anonymous attempt, announced by a warning
+    (once per session, registry, source and scope). A pull that ends in 401 raises
+    :class:`AuthError`: ``auth-required`` when no credentials are configured (exit 4: a 401 asks
+    for authentication, even if some registries answer so for a missing repository too), else
+    ``auth-failed`` naming where the credentials came from and whether anonymous access was
+    refused as well."""
     use_creds = creds
     tried_anonymous = False
     refused = False  # the configured credentials were refused (by the registry or its token service)
     base_headers = {k: v for k, v in req.headers.items() if k.lower() != "authorization"}
+
+    def fall_back() -> None:
+        nonlocal use_creds, tried_anonymous
+        assert creds is not None
+        use_creds, tried_anonymous = None, True
+        if session.warn_once(("anonymous", registry, creds.source, scope)):
+            log.warning("registry %s did not accept the credentials from %s for %s; trying anonymous access",
+                        registry, creds.source, scope)
+
+    resp: Response | None = None
     for _ in range(4):  # bounded: known challenge, fresh token, anonymous retry
         headers = dict(base_headers)
         challenge = session.challenge_for(host)
@@ -172,24 +200,25 @@ def authed(session: AuthSession, req: Request, *, host: str, scope: str, creds: 
                 token = yield from token_flow(session, challenge, scope, use_creds, registry)
                 if token is None:
                     if use_creds is not None and not tried_anonymous:
-                        use_creds, tried_anonymous, refused = None, True, True
+                        refused = True
+                        fall_back()
                         continue
-                    raise _refused(registry, creds, scope)
+                    raise _refused(registry, host, creds, scope, anonymous_refused=creds is not None)
             headers["Authorization"] = f"Bearer {token}"
         elif challenge is not None and challenge.scheme == "basic" and use_creds is not None and use_creds.kind == "basic":
             headers["Authorization"] = _basic(use_creds.username or "", use_creds.secret)
         req.headers = headers
-        resp: Response = yield req
+        resp = yield req
         if resp.status != 401:
             return resp
         if refused:
             # the credentials were refused and anonymous access is not enough: say so, rather
             # than letting the caller word a bare 401 as "not found or not authorized"
-            raise _refused(registry, creds, scope)
+            raise _refused(registry, host, creds, scope, anonymous_refused=True)
         new = parse_challenge(resp.header("www-authenticate"))
         sent_auth = "Authorization" in headers
         if new is None or new.scheme not in ("bearer", "basic"):
-            return resp
+            break
         old = challenge
         session.learn(host, new)
         if new.scheme == "bearer":
@@ -197,34 +226,49 @@ def authed(session: AuthSession, req: Request, *, host: str, scope: str, creds: 
                 session.drop(old, scope)  # expired or revoked: fetch a fresh one once
                 if old == new:
                     if use_creds is not None and not tried_anonymous:
-                        use_creds, tried_anonymous = None, True
+                        fall_back()  # the credentials got a token, but it does not grant the scope
                         continue
-                    return resp
+                    break
             if use_creds is not None and use_creds.kind == "bearer":
                 if not tried_anonymous:  # the static token was refused
-                    use_creds, tried_anonymous, refused = None, True, True
+                    refused = True
+                    fall_back()
                     continue
-                return resp
+                break
             continue
         # basic challenge
         if use_creds is None or use_creds.kind != "basic":
-            return resp
+            break
         if sent_auth:
             if not tried_anonymous:
-                use_creds, tried_anonymous, refused = None, True, True
+                refused = True
+                fall_back()
                 continue
-            return resp
+            break
+    assert resp is not None
+    if resp.status == 401 and scope.endswith(":pull"):
+        # a pull the registry answers with 401 asks for (other) credentials; a push's 401 is
+        # worded by the caller, which knows what was being pushed
+        raise _refused(registry, host, creds, scope, anonymous_refused=tried_anonymous, status=401)
     return resp
 
 
-def _refused(registry: str, creds: Credentials | None, scope: str) -> AuthError:
+def _refused(registry: str, host: str, creds: Credentials | None, scope: str, *,
+             anonymous_refused: bool = False, status: int | None = None) -> AuthError:
+    http = f" (HTTP {status})" if status is not None else ""
     if creds is None:
+        from ._credentials import env_host_key
+
         return AuthError(
-            f"registry {registry} requires authentication for {scope}",
+            f"registry {registry} requires authentication for {scope}{http}",
+            code="auth-required",
+            details=[f"no credentials are configured for {host}",
+                     "a registry may answer so for a repository that does not exist, too"],
             hint=f'configure credentials: auth under [registry."{registry}".oci], docker login, '
-                 "or PKGLOADER_REGISTRY_<HOST>_USERNAME/_PASSWORD",
+                 f"or PKGLOADER_REGISTRY_{env_host_key(host)}_USERNAME/_PASSWORD; or check the package name",
         )
+    anonymous = ", and anonymous access was refused too" if anonymous_refused else ""
     return AuthError(
-        f"registry {registry} refused the credentials from {creds.source} for {scope}",
+        f"registry {registry} refused the credentials from {creds.source} for {scope}{anonymous}",
         hint="check the username and password (or token) and that the account may access this repository",
     )

@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import os
 import re
+import stat
 import sys
 import tomllib
 from dataclasses import dataclass, field, replace
@@ -339,13 +340,14 @@ class Config:
 
         if use_global:
             path = global_config_path()
-            if path.is_file():
+            # anything at the path (a directory, a FIFO) is reported as what it is
+            if _path_kind(path) != "missing":
                 cfg.files.append(("global", path, True))
                 cfg.merge_file(path, "global")
             else:
                 cfg.files.append(("global", path, False))
                 legacy = legacy_config_path()
-                if legacy.is_file():
+                if _path_kind(legacy) != "missing":
                     cfg.files.append(("global", legacy, True))
                     cfg.merge_file(legacy, "global", legacy=True)
                     cfg.warnings.append(
@@ -371,11 +373,8 @@ class Config:
             value = env.get(var)
             if value:
                 path = Path(value).expanduser()
-                if not path.is_file():
-                    raise ConfigError(
-                        f"config file {str(path)!r} named by {var} does not exist",
-                        hint=f"create the file or unset {var}",
-                    )
+                _check_config_path(path, f"named by {var}", f"create the file or unset {var}",
+                                   f"set {var} to the path of a TOML file, or unset it")
                 cfg.files.append(("env", path, True))
                 cfg.merge_file(path, "env", source_override=f"{path} (from {var})")
                 break
@@ -400,11 +399,9 @@ class Config:
 
         for file in config_files:
             path = Path(file).expanduser()
-            if not path.is_file():
-                raise ConfigError(
-                    f"config file {str(path)!r} given with --config does not exist",
-                    hint="check the path; --config adds a layer on top of the other config files",
-                )
+            _check_config_path(path, "given with --config",
+                               "check the path; --config adds a layer on top of the other config files",
+                               "give --config the path of a TOML file")
             cfg.files.append(("flag", path, True))
             cfg.merge_file(path, "flag")
         if registry:
@@ -591,13 +588,13 @@ def find_project_file(start: Path) -> tuple[Path, bool] | None:
     start = start.resolve()
     for directory in (start, *start.parents):
         candidate = directory / "pkgloader.toml"
-        if candidate.is_file():
-            return candidate, False
+        if _path_kind(candidate) != "missing":
+            return candidate, False  # a directory or FIFO there is reported when it is read
         pyproject = directory / "pyproject.toml"
         if pyproject.is_file():
             try:
                 data = tomllib.loads(_read_text(pyproject))
-            except tomllib.TOMLDecodeError:
+            except (tomllib.TOMLDecodeError, RecursionError):
                 continue  # not ours to judge; pip will complain about it
             if isinstance(data.get("tool"), dict) and "pkgloader" in data["tool"]:
                 return pyproject, True
@@ -612,36 +609,277 @@ def _pyproject_table(path: Path) -> dict[str, Any]:
     return table
 
 
-def _read_text(path: Path) -> str:
+#: The most a config file (or pyproject.toml) may hold; a bigger one is refused unread.
+MAX_CONFIG_BYTES = 4 * 1024 * 1024
+
+_KINDS = ((stat.S_ISREG, "file"), (stat.S_ISDIR, "directory"), (stat.S_ISFIFO, "FIFO"),
+          (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"), (stat.S_ISSOCK, "socket"))
+
+
+def _mode_kind(mode: int) -> str:
+    for test, kind in _KINDS:
+        if test(mode):
+            return kind
+    return "special file"
+
+
+def _path_kind(path: Path) -> str:
+    """``"missing"``, ``"file"`` (a regular file, after symlinks), ``"directory"``, ``"FIFO"``...
+    without opening anything (opening a FIFO blocks)."""
     try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"config file {str(path)!r} is not UTF-8 text", details=[str(exc)]) from None
+        return _mode_kind(os.stat(path).st_mode)
+    except (FileNotFoundError, NotADirectoryError):
+        return "missing"
+    except OSError:
+        return "unknown"  # e.g. no permission on a parent: reading says why
+
+
+def _not_regular(path: Path, kind: str, named_by: str = "") -> str:
+    where = f" {named_by}" if named_by else ""
+    if kind == "directory":
+        return f"config file {str(path)!r}{where} is a directory"
+    return f"config file {str(path)!r}{where} is not a regular file (it is a {kind})"
+
+
+def _check_config_path(path: Path, named_by: str, missing_hint: str, kind_hint: str) -> None:
+    """A ConfigError unless ``path`` is (or links to) a regular file; says what it is."""
+    kind = _path_kind(path)
+    if kind == "missing":
+        raise ConfigError(f"config file {str(path)!r} {named_by} does not exist", hint=missing_hint)
+    if kind not in ("file", "unknown"):
+        raise ConfigError(_not_regular(path, kind, named_by), hint=kind_hint)
+
+
+def _read_text(path: Path) -> str:
+    """The text of a config file: only a regular file (checked on the open descriptor, which
+    is opened without blocking, so a FIFO never hangs), at most MAX_CONFIG_BYTES."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+                     | getattr(os, "O_BINARY", 0))
+    except IsADirectoryError:  # Windows
+        raise ConfigError(_not_regular(path, "directory"), hint="give the path of a TOML file") from None
+    except FileNotFoundError:
+        raise ConfigError(f"config file {str(path)!r} does not exist", hint="check the path") from None
     except OSError as exc:
         raise ConfigError(
             f"cannot read config file {str(path)!r}: {exc.strerror or exc}",
             hint="check the file's permissions",
         ) from None
+    try:
+        kind = _mode_kind(os.fstat(fd).st_mode)
+        if kind != "file":
+            raise ConfigError(_not_regular(path, kind), hint="give the path of a TOML file")
+        chunks: list[bytes] = []
+        size = 0
+        while size <= MAX_CONFIG_BYTES:
+            chunk = os.read(fd, MAX_CONFIG_BYTES + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read config file {str(path)!r}: {exc.strerror or exc}",
+            hint="check the file's permissions",
+        ) from None
+    finally:
+        os.close(fd)
+    if size > MAX_CONFIG_BYTES:
+        raise ConfigError(f"config file {str(path)!r} is larger than {MAX_CONFIG_BYTES >> 20} MiB; not reading it",
+                          hint="a config file is a few KiB; check that the path names the right file")
+    data = b"".join(chunks)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {str(path)!r} is not UTF-8 text",
+                          details=[f"invalid byte at offset {exc.start}"]) from None
 
 
 def _parse_toml(text: str, source: str) -> dict[str, Any]:
+    """tomllib, with its errors as ConfigErrors that never show a secret (see
+    :func:`secret_lines`) and deep nesting (tomllib recurses) as one more syntax error."""
     try:
         return tomllib.loads(text)
+    except RecursionError:
+        raise ConfigError(
+            f"config file {source!r} is not valid TOML: arrays or inline tables nested too deeply",
+            details=[f"file: {source}"],
+            hint="a config file needs a few levels of nesting at most; check that this is the right file",
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         msg = str(exc)
-        m = re.search(r"\(at line (\d+), column (\d+)\)", msg)
+        m = re.search(r" \(at line (\d+), column (\d+)\)$", msg)
+        problem = msg[: m.start()] if m else msg
         details = [f"file: {source}" + (f":{m.group(1)}" if m else "")]
         if m:
             lines = text.splitlines()
             lineno, col = int(m.group(1)), int(m.group(2))
             if 0 < lineno <= len(lines):
-                details.append(lines[lineno - 1])
-                details.append(" " * max(col - 1, 0) + "^")
+                line = lines[lineno - 1]
+                if lineno in secret_lines(text):
+                    # the line is (part of) a secret: neither it nor the character tomllib quotes
+                    if not problem.endswith("'\\n'"):  # the end of the line is no secret
+                        problem = re.sub(r"^(Illegal character|Found invalid character) .*", r"\1", problem)
+                    details[0] += f" (column {col})"
+                    details.append("(the line is not shown: it holds a secret)")
+                else:
+                    shown, caret = _excerpt(line, col)
+                    details.append(shown)
+                    details.append(" " * caret + "^")
         raise ConfigError(
-            f"config file {source!r} is not valid TOML: {re.sub(r' [(]at line.*', '', msg)}",
+            f"config file {source!r} is not valid TOML: {problem}",
             details=details,
             hint="fix the TOML syntax at the position shown",
         ) from None
+
+
+def _excerpt(line: str, col: int, width: int = 120) -> tuple[str, int]:
+    """The part of ``line`` to show around column ``col`` (1-based), and the caret's offset."""
+    if len(line) <= width:
+        return line, max(col - 1, 0)
+    start = max(0, min(col - 1 - width // 2, len(line) - width))
+    shown = line[start:start + width]
+    caret = col - 1 - start
+    if start > 0:
+        shown, caret = "..." + shown, caret + 3
+    if start + width < len(line):
+        shown += "..."
+    return shown, max(caret, 0)
+
+
+#: Keys whose values are secrets, wherever they appear: masked in ``config show`` and never
+#: quoted in an error. Proxy URLs may carry credentials (``http://user:password@host``) too.
+SECRET_KEYS = frozenset({"auth", "password", "auth_token", "signing_key"})
+PROXY_KEYS = frozenset({"proxy", "https_proxy", "http_proxy"})
+_URL_CREDENTIALS_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#\s@]*@")
+_BARE_KEY_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+
+
+def _is_secret_key(part: str) -> bool:
+    return part in SECRET_KEYS or part in PROXY_KEYS
+
+
+def secret_lines(text: str) -> set[int]:
+    """The numbers (1-based) of the lines of ``text`` that hold any part of a secret: a value
+    (at any depth) of a key in :data:`SECRET_KEYS` or :data:`PROXY_KEYS`, anything in a table
+    whose header names one (``[registry."r".oci.auth]``), and any line with a URL that has
+    credentials. ``text`` may be malformed TOML: a small lexer follows strings (all four kinds),
+    comments, arrays and inline tables as TOML reads them, so an unterminated string or table
+    keeps counting as the secret it started as. Used only to word a syntax error."""
+    out: set[int] = set()
+    n = len(text)
+    i = 0
+    line = 1
+    header_secret = False  # the current [table] / [[array]] header names a secret key
+    # one frame per open container: [kind, inherited secret, expecting a key, value secret, key parts]
+    stack: list[list[Any]] = [["doc", False, True, False, []]]
+
+    def mark(first: int, last: int) -> None:
+        out.update(range(first, last + 1))
+
+    while i < n:
+        c = text[i]
+        frame = stack[-1]
+        kind = frame[0]
+        in_key = kind != "array" and frame[2]
+        active = False if in_key else (frame[1] if kind == "array" else frame[3])
+        if c == "\n":
+            line += 1
+            i += 1
+            if kind == "doc":
+                frame[2], frame[3], frame[4] = True, False, []
+            continue
+        if c in " \t\r":
+            i += 1
+            continue
+        if c == "#":
+            end = text.find("\n", i)
+            i = n if end < 0 else end
+            continue
+        if c in "\"'":
+            triple = text.startswith(c * 3, i)
+            start_line = line
+            if triple:
+                j = i + 3
+                while True:
+                    end = text.find(c * 3, j)
+                    if end < 0:
+                        end = n
+                        break
+                    if c == '"':  # an escaped quote does not close the string
+                        k = end - 1
+                        while k >= j and text[k] == "\\":
+                            k -= 1
+                        if (end - 1 - k) % 2:
+                            j = end + 1
+                            continue
+                    break
+                for _ in range(2):  # up to two quotes right before the closing three belong to the string
+                    if text.startswith(c * 3, end + 1):
+                        end += 1
+                value = text[i + 3:end]
+                stop = min(end + 3, n)
+            else:
+                j = i + 1
+                while j < n and text[j] != c and text[j] != "\n":
+                    j += 2 if c == '"' and text[j] == "\\" and j + 1 < n and text[j + 1] != "\n" else 1
+                value = text[i + 1:j]
+                stop = j + 1 if j < n and text[j] == c else j
+            line += text.count("\n", i, stop)
+            i = stop
+            if in_key:
+                frame[4].append(value)
+            elif active:
+                mark(start_line, line)
+            continue
+        if in_key:
+            if c == "[" and kind == "doc":  # a table header: [a.b] or [[a.b]]
+                end = text.find("\n", i)
+                end = n if end < 0 else end
+                header = text[i:end]
+                parts = re.findall(r'"((?:[^"\\]|\\.)*)"|\'([^\']*)\'|([A-Za-z0-9_-]+)', header)
+                header_secret = any(_is_secret_key(a or b or d) for a, b, d in parts)
+                i = end
+                continue
+            if c in _BARE_KEY_CHARS:
+                j = i
+                while j < n and text[j] in _BARE_KEY_CHARS:
+                    j += 1
+                frame[4].append(text[i:j])
+                i = j
+                continue
+            if c == "=":
+                inherited = frame[1] or (kind == "doc" and header_secret)
+                frame[2], frame[3] = False, inherited or any(_is_secret_key(p) for p in frame[4])
+                frame[4] = []
+                i += 1
+                continue
+            if c == "}" and kind == "inline":
+                stack.pop()
+                i += 1
+                continue
+            if kind == "doc" and header_secret:
+                out.add(line)  # junk inside a secret table
+            i += 1  # '.', or junk tomllib stops at
+            continue
+        # in a value
+        if active:
+            out.add(line)
+        if c == "[":
+            stack.append(["array", active, False, False, []])
+        elif c == "{":
+            stack.append(["inline", active, True, False, []])
+        elif c == "]" and kind == "array":
+            stack.pop()
+        elif c == "}" and kind == "inline":
+            stack.pop()
+        elif c == "," and kind == "inline":
+            frame[2], frame[3], frame[4] = True, False, []
+        i += 1
+    for number, text_line in enumerate(text.splitlines(), 1):
+        if "@" in text_line and _URL_CREDENTIALS_RE.search(text_line):
+            out.add(number)
+    return out
 
 
 _HOST_RE = re.compile(
@@ -769,7 +1007,10 @@ class _Loader:
         else:
             ok = isinstance(value, types)
         if not ok:
-            raise self.fail(keypath, f"expected {expected}, got {_type_name(value)} {_short(value)}")
+            got = _type_name(value)
+            if not _hides_value(keypath, types):
+                got = f"{got} {_short(value)}".rstrip()
+            raise self.fail(keypath, f"expected {expected}, got {got}")
 
     def registry_name(self, keypath: list[str], value: Any) -> str:
         self.expect(keypath, value, str, "a registry name (string)")
@@ -997,10 +1238,21 @@ def _type_name(value: Any) -> str:
 
 
 def _short(value: Any) -> str:
-    if isinstance(value, dict):
+    """A scalar as the error shows it (shortened); nothing for an array or a table, whose
+    contents may be anything (a secret, a million levels of nesting)."""
+    if isinstance(value, (dict, list)):
         return ""
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _hides_value(keypath: list[str], types: type | tuple[type, ...]) -> bool:
+    """Whether an error about the value at ``keypath`` must not quote it: a secret key's value
+    (``auth = ["s3cr3t"]``), or whatever stands where a table belongs (``oci = "<base64>"``:
+    a table that would hold secrets)."""
+    if any(_is_secret_key(part) for part in keypath):
+        return True
+    return dict in (types if isinstance(types, tuple) else (types,))
 
 
 # ---------------------------------------------------------------------------------------

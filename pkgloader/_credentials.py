@@ -23,7 +23,8 @@ Empty variables count as unset (as in wasm-pkg-client).
 
 The docker config is a best-effort source, like in wasm-pkg-client and oras-py: a credential
 helper that is missing, fails, hangs past :data:`HELPER_TIMEOUT` or answers nonsense is logged
-as a warning and the lookup goes on (anonymous access may still work; if it does not, the auth
+as a warning and the lookup goes on (a helper runs in a process group of its own; a hung one is
+killed with every process it started) (anonymous access may still work; if it does not, the auth
 error names what was tried). A config file that is not valid JSON is a :class:`ConfigError`.
 
 Parsed docker config files (re-read when they change) and helper answers are cached per
@@ -471,6 +472,24 @@ def _helper_get(exe: str, name: str, url: str, env: Mapping[str, str],
         return answer
 
 
+def _kill_helper(proc: Any, posix: bool) -> None:
+    """Kill a hung helper and its process group: children it started (a shell script's
+    ``sleep``, an agent it waits on) die with it instead of running on after the timeout.
+    A child that left the group on purpose (``setsid``: a daemon) is not ours to kill."""
+    if posix:
+        import signal
+
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except OSError:  # already gone
+            pass
+    try:
+        proc.kill()
+    except OSError:  # pragma: no cover - already reaped
+        pass
+    proc.wait()
+
+
 def _run_helper(exe: str, name: str, url: str, env: Mapping[str, str],
                 source: str) -> tuple[str, str] | None:
     with _cache_lock:
@@ -479,6 +498,7 @@ def _run_helper(exe: str, name: str, url: str, env: Mapping[str, str],
     import subprocess  # only when a credential helper is configured
 
     timeout = HELPER_TIMEOUT
+    posix = os.name == "posix"
     try:
         proc = subprocess.Popen(
             [exe, "get"],
@@ -486,6 +506,8 @@ def _run_helper(exe: str, name: str, url: str, env: Mapping[str, str],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=dict(env),
+            # its own process group, so a hung helper is killed with everything it started
+            start_new_session=posix,
         )
     except OSError as exc:
         _warn_once(("unrunnable", exe), "cannot run credential helper %s (%s): %s; continuing without it",
@@ -494,8 +516,7 @@ def _run_helper(exe: str, name: str, url: str, env: Mapping[str, str],
     try:
         out, err = proc.communicate(url.encode(), timeout=timeout)
     except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+        _kill_helper(proc, posix)
         for pipe in (proc.stdout, proc.stderr):
             if pipe is not None:
                 pipe.close()
@@ -504,6 +525,9 @@ def _run_helper(exe: str, name: str, url: str, env: Mapping[str, str],
         log.warning("credential helper %s did not answer within %g s for %s (%s); continuing without it",
                     name, timeout, url, source)
         return None
+    except BaseException:  # Ctrl-C (the helper's group does not get the terminal's SIGINT)
+        _kill_helper(proc, posix)
+        raise
     if proc.returncode != 0:
         message = (out.decode("utf-8", "replace").strip() or err.decode("utf-8", "replace").strip())
         if "credentials not found" in message.lower():

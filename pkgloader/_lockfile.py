@@ -26,8 +26,10 @@ Reading also accepts cargo-component's ``Cargo-component.lock`` (``[[package]]``
 ``[[package.version]]``), wkg's read aliases. A lookup matches (name, registry, requirement)
 exactly, the requirement compared as a parsed ``VersionReq`` like wkg. A zero-byte (or
 comment-only) file is an empty lock (wasmCloud#3424: wkg fails on it with ``missing field
-version``). ``version`` other than 1, bad TOML and bad entries are ``ConfigError`` (code
-``invalid-lock-file``) naming the file and the entry.
+version``). ``version`` other than 1, bad TOML (nesting too deep for the parser included) and
+bad entries are ``ConfigError`` (code ``invalid-lock-file``) naming the file and the entry; a
+lock path that cannot be read, or is not a regular file (a directory, a FIFO, a device: checked
+on what was opened, never blocking), is a ``LocalIOError``. ``loads`` raises nothing else.
 
 Writing is atomic (temp file + fsync + rename, ``_fsutil.atomic_write_bytes``), unlike wkg's
 truncate-and-write under a file lock: a crash never leaves a half-written lock.
@@ -36,6 +38,7 @@ truncate-and-write under a file lock: a crash never leaves a half-written lock.
 from __future__ import annotations
 
 import os
+import stat
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -157,6 +160,9 @@ class LockFile:
             doc = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise _error(origin, f"not valid TOML: {exc}") from None
+        except RecursionError:  # tomllib recurses into nested arrays and inline tables
+            raise _error(origin, "not valid TOML: arrays or inline tables nested too deeply",
+                         hint="delete the file and lock again") from None
         if not doc:
             return cls(path=path)  # zero bytes, whitespace or comments only: an empty lock
         version = doc.get("version", _MISSING)
@@ -183,14 +189,34 @@ class LockFile:
         ``LocalIOError``."""
         shown = os.fspath(path)
         try:
-            with open(path, "rb") as f:
-                data = f.read(_MAX_BYTES + 1)
+            # never blocks on a FIFO; what is opened is checked to be a regular file
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+                         | getattr(os, "O_BINARY", 0))
         except FileNotFoundError:
             if missing_ok:
                 return cls(path=path)
             raise LocalIOError(f"no lock file at {shown}") from None
+        except IsADirectoryError:  # Windows
+            raise _not_a_file(shown, "a directory") from None
         except OSError as exc:
             raise LocalIOError(f"cannot read the lock file {shown}: {exc.strerror or exc}") from None
+        try:
+            mode = os.fstat(fd).st_mode
+            if not stat.S_ISREG(mode):
+                raise _not_a_file(shown, _kind(mode))
+            chunks: list[bytes] = []
+            size = 0
+            while size <= _MAX_BYTES:
+                chunk = os.read(fd, _MAX_BYTES + 1 - size)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
+        except OSError as exc:
+            raise LocalIOError(f"cannot read the lock file {shown}: {exc.strerror or exc}") from None
+        finally:
+            os.close(fd)
+        data = b"".join(chunks)
         if len(data) > _MAX_BYTES:
             raise _error(shown, f"larger than {_MAX_BYTES} bytes")
         return cls.loads(data, path=path)
@@ -363,8 +389,23 @@ def verify_locked_digest(resolved: Resolved, digest: Digest, *, origin: str | No
 _MISSING: Any = object()
 
 
+def _kind(mode: int) -> str:
+    for test, kind in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return kind
+    return "a special file"
+
+
+def _not_a_file(shown: str, kind: str) -> LocalIOError:
+    what = "is a directory" if kind == "a directory" else f"is not a regular file (it is {kind})"
+    return LocalIOError(f"the lock file {shown} {what}",
+                        hint="remove it (a lock is written again), or name another file with --lock")
+
+
 def _error(origin: str, problem: str, *, hint: str | None = None) -> ConfigError:
-    return ConfigError(f"invalid lock file {origin}: {problem}", hint=hint, code=_CODE)
+    where = "" if origin == "lock file" else f" {origin}"  # text given without a path
+    return ConfigError(f"invalid lock file{where}: {problem}", hint=hint, code=_CODE)
 
 
 def _toml_type(value: object) -> str:

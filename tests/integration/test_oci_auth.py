@@ -189,9 +189,13 @@ def test_basic_auth_from_config(form: str, tls_registry, tls_published, wit_pack
 
 def test_basic_auth_wrong_password_is_auth_failed(tls_registry, tls_published, tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
     cfg = write_config(tls_registry, tmp_path, ca_lines(tls_registry) + toml_auth(TLS_USER, "not-the-password"))
+    source = f'config registry."{tls_registry.host}".oci.auth (flag {cfg}:{line_of(cfg, "auth = ")})'
     expected = "\n".join([
-        f'error[auth-failed]: registry {tls_registry.host} refused the credentials from config registry."{tls_registry.host}".oci.auth '
-        f"(flag {cfg}:{line_of(cfg, 'auth = ')}) for repository:{REPO}:pull",
+        # the fallback to anonymous access is announced, and the error says both were refused
+        f"warning: registry {tls_registry.host} did not accept the credentials from {source} for repository:{REPO}:pull; "
+        "trying anonymous access",
+        f"error[auth-failed]: registry {tls_registry.host} refused the credentials from {source} for repository:{REPO}:pull, "
+        "and anonymous access was refused too",
         "  hint: check the username and password (or token) and that the account may access this repository",
     ])
     r = run_cli("fetch", REF, "-o", tmp_path / "pkg.wasm", "--config", cfg, "--cache-dir", tmp_path / "cache", "--json")
@@ -201,14 +205,20 @@ def test_basic_auth_wrong_password_is_auth_failed(tls_registry, tls_published, t
 
 
 def test_basic_auth_without_credentials_says_how_to_configure_them(tls_registry, tls_published, tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+    # a 401 without credentials is "authentication required" (exit 4), not "not found" (3)
     cfg = write_config(tls_registry, tmp_path, ca_lines(tls_registry))
-    r = run_cli("fetch", "test:pkg@1", "-o", tmp_path / "pkg.wasm", "--config", cfg, "--cache-dir", tmp_path / "cache")
-    assert r.err == "\n".join([
-        f"error[package-not-found]: package test:pkg not found or not authorized at {tls_registry.host}/{REPO} (HTTP 401)",
-        f"  registry {tls_registry.host} chosen by namespace_registries.test (flag {cfg}:3)",
-        "  hint: check the package name; configure credentials if the repository is private",
-    ]) + "\n"
-    assert r.code == 3
+    r = run_cli("fetch", "test:pkg@1", "-o", tmp_path / "pkg.wasm", "--config", cfg, "--cache-dir", tmp_path / "cache",
+                "--json")
+    host = tls_registry.host
+    assert (r.code, r.err) == (4, "\n".join([
+        f"error[auth-required]: registry {host} requires authentication for repository:{REPO}:pull (HTTP 401)",
+        f"  no credentials are configured for {host}",
+        "  a registry may answer so for a repository that does not exist, too",
+        f'  hint: configure credentials: auth under [registry."{host}".oci], docker login, '
+        f"or PKGLOADER_REGISTRY_{env_host_key(host)}_USERNAME/_PASSWORD; or check the package name",
+    ]) + "\n")
+    assert r.json()["error"]["exit_code"] == 4  # type: ignore[index]
+    assert not (tmp_path / "pkg.wasm").exists()
 
 
 def test_docker_config_json_is_used_when_the_config_has_no_auth(tls_registry, tls_published, tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
@@ -318,9 +328,12 @@ def test_wrong_password_on_a_private_repository_is_auth_failed(registry_factory,
     cfg = write_config(reg, tmp_path, toml_auth(TOKEN_USER, "wrong-password"))
     ts.mark()
     r = run_cli("fetch", REF, "-o", tmp_path / "pkg.wasm", "--config", cfg, "--cache-dir", tmp_path / "cache")
+    source = f'config registry."{reg.host}".oci.auth (flag {cfg}:{line_of(cfg, "auth = ")})'
     assert (r.code, r.err) == (4, "\n".join([
-        f'error[auth-failed]: registry {reg.host} refused the credentials from config registry."{reg.host}".oci.auth '
-        f"(flag {cfg}:{line_of(cfg, 'auth = ')}) for repository:{REPO}:pull",
+        f"warning: registry {reg.host} did not accept the credentials from {source} for repository:{REPO}:pull; "
+        "trying anonymous access",
+        f"error[auth-failed]: registry {reg.host} refused the credentials from {source} for repository:{REPO}:pull, "
+        "and anonymous access was refused too",
         "  hint: check the username and password (or token) and that the account may access this repository",
     ]) + "\n")
     scope = (f"repository:{REPO}:pull",)
