@@ -592,13 +592,19 @@ def find_project_file(start: Path) -> tuple[Path, bool] | None:
             return candidate, False  # a directory or FIFO there is reported when it is read
         pyproject = directory / "pyproject.toml"
         if pyproject.is_file():
+            text = _read_text(pyproject)
             try:
-                data = tomllib.loads(_read_text(pyproject))
+                data = tomllib.loads(text)
             except (tomllib.TOMLDecodeError, RecursionError):
+                if _PYPROJECT_TABLE_RE.search(text):
+                    return pyproject, True  # ours, and broken: reading it reports where
                 continue  # not ours to judge; pip will complain about it
             if isinstance(data.get("tool"), dict) and "pkgloader" in data["tool"]:
                 return pyproject, True
     return None
+
+
+_PYPROJECT_TABLE_RE = re.compile(r"(?m)^[ \t]*\[{1,2}[ \t]*tool[ \t]*\.[ \t]*[\"']?pkgloader\b")
 
 
 def _pyproject_table(path: Path) -> dict[str, Any]:
@@ -641,6 +647,9 @@ def _not_regular(path: Path, kind: str, named_by: str = "") -> str:
     return f"config file {str(path)!r}{where} is not a regular file (it is a {kind})"
 
 
+_NOT_REGULAR_HINT = "a config file must be a regular TOML file; remove or replace this one"
+
+
 def _check_config_path(path: Path, named_by: str, missing_hint: str, kind_hint: str) -> None:
     """A ConfigError unless ``path`` is (or links to) a regular file; says what it is."""
     kind = _path_kind(path)
@@ -657,7 +666,7 @@ def _read_text(path: Path) -> str:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
                      | getattr(os, "O_BINARY", 0))
     except IsADirectoryError:  # Windows
-        raise ConfigError(_not_regular(path, "directory"), hint="give the path of a TOML file") from None
+        raise ConfigError(_not_regular(path, "directory"), hint=_NOT_REGULAR_HINT) from None
     except FileNotFoundError:
         raise ConfigError(f"config file {str(path)!r} does not exist", hint="check the path") from None
     except OSError as exc:
@@ -668,7 +677,7 @@ def _read_text(path: Path) -> str:
     try:
         kind = _mode_kind(os.fstat(fd).st_mode)
         if kind != "file":
-            raise ConfigError(_not_regular(path, kind), hint="give the path of a TOML file")
+            raise ConfigError(_not_regular(path, kind), hint=_NOT_REGULAR_HINT)
         chunks: list[bytes] = []
         size = 0
         while size <= MAX_CONFIG_BYTES:
