@@ -470,3 +470,21 @@ def test_blob_redirect_to_another_host_drops_the_credentials(tls_registry, tls_p
     # the registry itself did get the credentials (the manifest request succeeded through the proxy)
     assert [(r.path.rsplit("/", 2)[-2], r.status) for r in proxy.request_log()] == [
         ("manifests", 401), ("manifests", 200), ("blobs", 307)]
+
+
+def test_private_repository_without_credentials_is_auth_required(registry_factory, token_server_factory, oci_client, wit_package, tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+    """README "Exit codes": a pull answered with 401 and no credentials configured is exit 4
+    (authentication required): here the token service hands anonymous a token without access."""
+    ts = token_server_factory(anonymous_pull=False)
+    reg = registry_factory(token_server=ts)
+    oci_client(reg).push_wasm(REPO, "1.0.0", wit_package("test", "pkg", "1.0.0"))
+    r = run_cli("fetch", REF, "-o", tmp_path / "pkg.wasm", *cli_args(reg, tmp_path), "--json")
+    assert (r.code, r.err) == (4, "\n".join([
+        f"error[auth-required]: registry {reg.host} requires authentication for repository:{REPO}:pull (HTTP 401)",
+        f"  no credentials are configured for {reg.host}",
+        "  a registry may answer so for a repository that does not exist, too",
+        f'  hint: configure credentials: auth under [registry."{reg.host}".oci], docker login, '
+        f"or PKGLOADER_REGISTRY_{env_host_key(reg.host)}_USERNAME/_PASSWORD; or check the package name",
+    ]) + "\n")
+    assert r.json()["error"]["code"] == "auth-required"  # type: ignore[index]
+    assert not (tmp_path / "pkg.wasm").exists()
