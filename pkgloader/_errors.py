@@ -17,7 +17,7 @@ to one of these and never leak.
     │   ├── NoMatchingVersion           no-matching-version
     │   ├── VersionYanked               version-yanked
     │   └── OfflineCacheMiss            offline-cache-miss
-    ├── AuthError                       exit 4   auth-failed
+    ├── AuthError                       exit 4   auth-failed, auth-required (a 401, no credentials)
     ├── IntegrityError                  exit 5
     │   ├── DigestMismatch              digest-mismatch
     │   ├── SizeMismatch                size-mismatch
@@ -372,8 +372,8 @@ EXIT_CODES: dict[int, str] = {
     0: "success",
     1: "internal error (a bug: please report it with the output of -v)",
     2: "bad input: package reference, version requirement, config file or usage",
-    3: "not found: package, matching version, or (with --offline) cache entry",
-    4: "authentication or authorization refused",
+    3: "not found: package (or not authorized: a 403/404), matching version, or (with --offline) cache entry",
+    4: "authentication required (a 401 without credentials) or refused (configured credentials, then anonymous)",
     5: "integrity: digest/size mismatch, invalid manifest or content, failed warg verification",
     6: "network or registry error (connection, timeout, TLS, unexpected answer)",
     7: "conflict: output exists, version already published, lock file out of date",
