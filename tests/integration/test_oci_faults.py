@@ -384,19 +384,36 @@ def test_404_on_the_blob_is_not_retried(registry, published, fault_proxy, tmp_pa
 
 MISSING_CASES = {
     "404": (None, "check the package name and the registry mapping (pkgloader config resolve REF)", ""),
-    "401": (401, "check the package name; configure credentials if the repository is private", " (HTTP 401)"),
     "403": (403, "check the package name; the configured credentials may not grant access", " (HTTP 403)"),
 }
+
+
+def test_missing_repository_answered_401_without_credentials_is_auth_required(registry, fault_proxy, tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+    """README's exit codes: a 401 with no credentials configured is 'authentication required'
+    (4); the message says the repository may also not exist."""
+    proxy = fault_proxy(registry)
+    proxy.respond(r"/v2/test/nope/", 401, headers={"WWW-Authenticate": f'Basic realm="{proxy.host}"'},
+                  body='{"errors":[{"code":"UNAUTHORIZED"}]}')
+    h = proxy.host
+    expected = (
+        f"error[auth-required]: registry {h} requires authentication for repository:test/nope:pull (HTTP 401)\n"
+        f"  no credentials are configured for {h}\n"
+        "  a registry may answer so for a repository that does not exist, too\n"
+        f'  hint: configure credentials: auth under [registry."{h}".oci], docker login, or '
+        f"PKGLOADER_REGISTRY_{h.replace('.', '_').replace(':', '_')}_USERNAME/_PASSWORD; or check the package name\n"
+    )
+    r = run_cli("versions", "test:nope", *cli_args(proxy, tmp_path), "--json")
+    assert (r.code, r.err) == (4, expected)
+    r = run_cli("fetch", "test:nope@1", *cli_args(proxy, tmp_path), "-q")
+    assert (r.code, r.err) == (4, expected)
+    assert proxy.requests() == [("GET", "/v2/test/nope/tags/list")] * 2  # never retried
 
 
 @pytest.mark.parametrize("status", list(MISSING_CASES))
 def test_missing_repository_is_not_found_or_not_authorized(status: str, registry, fault_proxy, tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
     proxy = fault_proxy(registry)  # the registry has no test/nope at all
     code, hint, suffix = MISSING_CASES[status]
-    if code == 401:
-        proxy.respond(r"/v2/test/nope/", 401, headers={"WWW-Authenticate": f'Basic realm="{proxy.host}"'},
-                      body='{"errors":[{"code":"UNAUTHORIZED"}]}')
-    elif code == 403:
+    if code == 403:
         proxy.respond(r"/v2/test/nope/", 403, body='{"errors":[{"code":"DENIED"}]}')
     setting = f"{proxy.host}"
     expected = "\n".join([
