@@ -533,6 +533,8 @@ def _run_helper(exe: str, name: str, url: str, env: Mapping[str, str],
         if "credentials not found" in message.lower():
             return None
         first = message.splitlines()[0][:200] if message else "no output"
+        if first.lstrip().startswith(("{", "[")):
+            first = "output not shown: it may hold the credentials"  # an answer, even if it failed
         log.warning("credential helper %s failed for %s (exit status %s: %s); continuing without it",
                     name, url, proc.returncode, first)
         return None
