@@ -20,6 +20,7 @@ This module does no network I/O.
 from __future__ import annotations
 
 import base64
+import functools
 import os
 import re
 import stat
@@ -553,13 +554,24 @@ class Config:
 def check_proxy_url(value: str, origin: str) -> None:
     """A ConfigError (naming ``origin``, never the credentials) unless ``value`` is a proxy
     URL pkgloader can use."""
+    from urllib.parse import urlsplit
+
     from ._proxy import parse_proxy_url
 
+    hint = "write http://host:port (credentials, if any, as http://user:password@host:port)"
     try:
         parse_proxy_url(value, origin)
     except ValueError as exc:
-        raise ConfigError(f"invalid proxy setting: {exc}", details=[f"set by: {origin}"],
-                          hint="write http://host:port (credentials, if any, as http://user:password@host:port)") from None
+        raise ConfigError(f"invalid proxy setting: {exc}", details=[f"set by: {origin}"], hint=hint) from None
+    text = value.strip()
+    try:
+        parts = urlsplit(text if "://" in text else "http://" + text)
+    except ValueError:  # pragma: no cover - parse_proxy_url has refused these
+        parts = None
+    if parts is None or parts.path not in ("", "/") or parts.query or parts.fragment:
+        # e.g. "http//user:pw@host": the credentials would sit in a path nothing reads (or shows redacted)
+        raise ConfigError(f"invalid proxy setting: {origin}: a proxy URL has no path, query or fragment",
+                          details=[f"set by: {origin}"], hint=hint)
 
 
 def _redact_proxy(value: str) -> str:
@@ -721,18 +733,22 @@ def _parse_toml(text: str, source: str) -> dict[str, Any]:
         problem = msg[: m.start()] if m else msg
         details = [f"file: {source}" + (f":{m.group(1)}" if m else "")]
         if m:
-            lines = text.splitlines()
+            lines = text.split("\n")  # as tomllib counts them (splitlines also splits at \f, \x85...)
             lineno, col = int(m.group(1)), int(m.group(2))
             if 0 < lineno <= len(lines):
-                line = lines[lineno - 1]
-                if lineno in secret_lines(text):
-                    # the line is (part of) a secret: neither it nor the character tomllib quotes
+                line = lines[lineno - 1].rstrip("\r")
+                why = _hidden_line(text, lines, lineno)
+                if why:
+                    # neither the line nor the character tomllib quotes
                     if not problem.endswith("'\\n'"):  # the end of the line is no secret
                         problem = re.sub(r"^(Illegal character|Found invalid character) .*", r"\1", problem)
                     details[0] += f" (column {col})"
-                    details.append("(the line is not shown: it holds a secret)")
+                    details.append(f"(the line is not shown: it {why})")
                 else:
-                    shown, caret = _excerpt(line, col)
+                    m2 = re.match(r"^(Illegal character|Found invalid character) '(.*)'$", problem)
+                    if m2 and m2.group(2).isprintable() and not m2.group(2).startswith("\\"):
+                        problem = m2.group(1)  # a printable character may be one of a string's (masked below)
+                    shown, caret = _excerpt(_masked(line), col)
                     details.append(shown)
                     details.append(" " * caret + "^")
         raise ConfigError(
@@ -768,11 +784,116 @@ def _is_secret_key(part: str) -> bool:
     return part in SECRET_KEYS or part in PROXY_KEYS
 
 
+_SECRET_WORDS = ("auth", "pass", "token", "secret", "signing", "key", "proxy", "cred")
+_SECRET_NAMES = sorted(SECRET_KEYS | PROXY_KEYS)
+_WORD_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
+
+
+@functools.lru_cache(maxsize=4096)
+def _secretish(name: str) -> bool:
+    """A key that may hold a secret, typos included (``pasword``, ``Auth``, ``my_token``): what
+    a syntax error's excerpt is careful about. Broader than :func:`_is_secret_key` on purpose:
+    hiding a harmless line costs only the excerpt; the line and column are still given."""
+    low = name.lower()
+    if low == "no_proxy":  # host names only
+        return False
+    if any(word in low for word in _SECRET_WORDS):
+        return True
+    near = [n for n in _SECRET_NAMES if abs(len(n) - len(low)) <= 3]  # a ratio of 0.75 needs that
+    if not near:
+        return False
+    import difflib
+
+    return bool(difflib.get_close_matches(low, near, n=1, cutoff=0.75))
+
+
+def _mentions_secret(line: str) -> bool:
+    """Whether a line names a secret-ish key anywhere or holds a URL with credentials (the
+    second net under :func:`secret_lines`, for lines whose structure a typo has changed)."""
+    if "@" in line and _URL_CREDENTIALS_RE.search(line):
+        return True
+    return any(_secretish(word) for word in set(_WORD_RE.findall(line)))
+
+
+def _hidden_line(text: str, lines: list[str], lineno: int) -> str | None:
+    """Why the excerpt of line ``lineno`` must not be shown at all, or None. Three nets, each
+    for what the others miss in a damaged file: the line names a secret-ish key (or holds a URL
+    with credentials); TOML's own structure puts a secret on it (:func:`secret_lines`); by text
+    alone it continues a secret's multi-line string or array (:func:`_continued_secret_lines`).
+    Any other line is shown :func:`_masked`: an edit may have destroyed a key's name
+    (``a"th = "<base64>"``) or turned a secret into a key or a bare word, where no net sees it."""
+    line = lines[lineno - 1]
+    if _mentions_secret(line) or lineno in secret_lines(text) or lineno in _continued_secret_lines(lines):
+        return "holds a secret"
+    return None
+
+
+_TOKEN_RE = re.compile("|".join((
+    r"'{3}.*?(?:'{3}|$)",                # multi-line literal string (or its first line)
+    r'"{3}(?:[^\\]|\\.)*?(?:"{3}|$)',  # multi-line basic string
+    r'"(?:[^"\\]|\\.)*(?:"|$)',        # basic string, to its end or the line's
+    r"'[^']*(?:'|$)",                    # literal string
+    r"[^\s\"'=\[\]{},.#]+",              # anything else but TOML's punctuation: a bare word, a number
+)))
+_SAFE_WORDS = frozenset({"true", "false", "inf", "nan", "+inf", "-inf"})
+
+
+def _masked(line: str) -> str:
+    """``line`` with the contents of every string and every word that is not a known config
+    key, a backend name or a TOML keyword replaced by ``*`` (column for column, so the caret
+    still points at the right place); short numbers are kept (``timeout = 30``)."""
+
+    def mask(m: re.Match[str]) -> str:
+        token = m.group(0)
+        if token[0] in "\"'":
+            quote = token[:3] if token[:3] in ('"""', "'''") else token[0]
+            closed = len(token) >= 2 * len(quote) and token.endswith(quote)
+            inner = token[len(quote):len(token) - len(quote)] if closed else token[len(quote):]
+            return quote + "*" * len(inner) + (quote if closed else "")
+        if token in _SAFE_NAMES or token in _SAFE_WORDS or (len(token) <= 6 and re.fullmatch(r"[0-9_.+:-]+", token)):
+            return token
+        return "*" * len(token)
+
+    return _TOKEN_RE.sub(mask, line)
+
+
+def _continued_secret_lines(lines: list[str]) -> set[int]:
+    """The third net, by text alone: the lines after a line that names a secret-ish key and
+    opens a multi-line string or array there (``password = \"\"\"``, ``auth = [``), up to the
+    line that closes it. This holds even when an edit earlier in the file (an unclosed
+    ``\"\"\"``) makes TOML read the secret as something else, a key, say."""
+    out: set[int] = set()
+    number = 0
+    while number < len(lines):
+        line = lines[number]
+        number += 1
+        if not _mentions_secret(line):
+            continue
+        rest = line.split("=", 1)[1] if "=" in line else line
+        quote = next((q for q in ('"""', "'''") if rest.count(q) % 2), None)
+        depth = rest.count("[") + rest.count("{") - rest.count("]") - rest.count("}")
+        if quote is None and depth <= 0:
+            continue
+        while number < len(lines):
+            following = lines[number]
+            number += 1
+            out.add(number)
+            if quote is not None:
+                if quote in following:
+                    break
+            else:
+                depth += following.count("[") + following.count("{") - following.count("]") - following.count("}")
+                if depth <= 0:
+                    break
+    return out
+
+
 def secret_lines(text: str) -> set[int]:
-    """The numbers (1-based) of the lines of ``text`` that hold any part of a secret: a value
-    (at any depth) of a key in :data:`SECRET_KEYS` or :data:`PROXY_KEYS`, anything in a table
-    whose header names one (``[registry."r".oci.auth]``), and any line with a URL that has
-    credentials. ``text`` may be malformed TOML: a small lexer follows strings (all four kinds),
+    """The numbers (1-based, counting ``\n`` as tomllib does) of the lines of ``text`` that hold
+    any part of a secret: a value (at any depth) of a key that looks like one of
+    :data:`SECRET_KEYS` or :data:`PROXY_KEYS` (:func:`_secretish`: typos and look-alikes too),
+    the line of such a key even without its ``=``, anything in a table whose header names one
+    (``[registry."r".oci.auth]``), and any line with a URL that has credentials. ``text`` may be malformed TOML: a small lexer follows strings (all four kinds),
     comments, arrays and inline tables as TOML reads them, so an unterminated string or table
     keeps counting as the secret it started as. Used only to word a syntax error."""
     out: set[int] = set()
@@ -838,6 +959,8 @@ def secret_lines(text: str) -> set[int]:
             i = stop
             if in_key:
                 frame[4].append(value)
+                if _secretish(value) or (frame[1] or (kind == "doc" and header_secret)):
+                    mark(start_line, line)
             elif active:
                 mark(start_line, line)
             continue
@@ -847,7 +970,7 @@ def secret_lines(text: str) -> set[int]:
                 end = n if end < 0 else end
                 header = text[i:end]
                 parts = re.findall(r'"((?:[^"\\]|\\.)*)"|\'([^\']*)\'|([A-Za-z0-9_-]+)', header)
-                header_secret = any(_is_secret_key(a or b or d) for a, b, d in parts)
+                header_secret = any(_secretish(a or b or d) for a, b, d in parts)
                 i = end
                 continue
             if c in _BARE_KEY_CHARS:
@@ -855,11 +978,13 @@ def secret_lines(text: str) -> set[int]:
                 while j < n and text[j] in _BARE_KEY_CHARS:
                     j += 1
                 frame[4].append(text[i:j])
+                if _secretish(text[i:j]) or (frame[1] or (kind == "doc" and header_secret)):
+                    out.add(line)  # a secret key's line, even if its '=' is missing
                 i = j
                 continue
             if c == "=":
                 inherited = frame[1] or (kind == "doc" and header_secret)
-                frame[2], frame[3] = False, inherited or any(_is_secret_key(p) for p in frame[4])
+                frame[2], frame[3] = False, inherited or any(_secretish(p) for p in frame[4])
                 frame[4] = []
                 i += 1
                 continue
@@ -867,7 +992,7 @@ def secret_lines(text: str) -> set[int]:
                 stack.pop()
                 i += 1
                 continue
-            if kind == "doc" and header_secret:
+            if frame[1] or (kind == "doc" and header_secret):
                 out.add(line)  # junk inside a secret table
             i += 1  # '.', or junk tomllib stops at
             continue
@@ -885,7 +1010,7 @@ def secret_lines(text: str) -> set[int]:
         elif c == "," and kind == "inline":
             frame[2], frame[3], frame[4] = True, False, []
         i += 1
-    for number, text_line in enumerate(text.splitlines(), 1):
+    for number, text_line in enumerate(text.split("\n"), 1):  # tomllib counts lines by "\n" only
         if "@" in text_line and _URL_CREDENTIALS_RE.search(text_line):
             out.add(number)
     return out
@@ -920,6 +1045,10 @@ _OCI_KEYS = ("auth", "protocol", "accept_invalid_certificates", "extra_root_cert
              "client_key")
 _LOCAL_KEYS = ("root",)
 _WARG_KEYS = ("url", "auth_token", "config_file", "signing_key")
+#: names an excerpt may start with in a file that holds secrets (see _plainly_safe)
+_SAFE_NAMES = frozenset(_TOP_KEYS + _OCI_KEYS + _LOCAL_KEYS + _WARG_KEYS + tuple(_SETTING_TYPES) + (
+    "default", "type", "username", "metadata", "encoding", "data", "version", "path", "tool", "namespace",
+    "preferredProtocol", "oci", "warg", "local"))
 
 
 def _did_you_mean(key: str, choices: Iterable[str]) -> str | None:
