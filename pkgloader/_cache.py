@@ -132,9 +132,12 @@ class Cache:
         except LocalIOError as not_a_dir:
             return not_a_dir
         reason, hint = explain_os_error(exc, path)
+        if isinstance(exc, NotRegularFile):
+            hint = "remove it, or empty the whole cache with 'pkgloader cache clean'"
         return LocalIOError(f"cannot {action} the cache at {str(self.root)!r}: {reason}",
                             hint=f"{hint}, or choose another cache with --cache-dir" if hint
-                            else "choose another cache with --cache-dir")
+                            else "choose another cache with --cache-dir",
+                            code=NOT_A_FILE if isinstance(exc, NotRegularFile) else None)
 
     def _not_a_file(self, path: Path, mode: int) -> LocalIOError:
         return LocalIOError(f"the cache entry {str(path)!r} is {kind_of(mode)}, not a regular file",
@@ -310,6 +313,9 @@ class Cache:
             else:
                 held, tmp = linked
                 os.chmod(tmp, 0o644 & ~_umask())  # the shared file takes the output's usual mode
+            if os.name == "nt" and held is not None:  # pragma: no cover - no renaming an open file there
+                os.close(held)
+                held = None
             self._commit(tmp, target, dest, overwrite=overwrite, details=details, hint=hint)
             if self.durable:
                 fsync_dir(target.parent)

@@ -54,10 +54,11 @@ except ImportError:  # pragma: no cover - Windows
 
 
 def unlink_quietly(path: str | os.PathLike[str]) -> None:
-    """Remove a temp file on the way out of an error (it may never have been created)."""
+    """Remove a temp file on the way out (it may be gone already, or never have been
+    created); never raises, so it never hides the error that led here."""
     try:
         os.unlink(path)
-    except FileNotFoundError:
+    except OSError:
         pass
 
 

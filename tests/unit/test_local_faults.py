@@ -533,3 +533,19 @@ def test_a_local_override_never_replaces_what_it_would_not_write(tmp_path: Path)
     assert sorted(os.listdir(deps)) == ["a-b", "a-b.wasm"]
     place_local(src_dir, deps / "c-d")  # a directory where none is: placed
     assert (deps / "c-d" / "a.wit").read_text() == "package a:b;"
+
+
+def test_a_release_record_that_is_a_fifo_is_never_read_or_replaced(registry, registry_config, wit_package,  # type: ignore[no-untyped-def]
+                                                                    tmp_path: Path, run_cli) -> None:
+    publish(registry, registry_config, wit_package, tmp_path, run_cli)
+    cache = Path(os.environ["PKGLOADER_CACHE_DIR"])
+    record = cache / "releases" / registry.host.replace(":", "_") / "test" / "pkg" / "1.0.0.json"
+    record.parent.mkdir(parents=True)
+    os.mkfifo(record)
+    r = run_cli("fetch", REF, "-o", tmp_path / "a.wasm")  # (a blocking read of the FIFO would hang here)
+    assert (r.code, r.out, r.err) == (
+        8, "", f"error[not-a-regular-file]: cannot write to the cache at '{cache}': '{record}' is a FIFO (named pipe), "
+               "not a regular file; not replacing it\n"
+               "  hint: remove it, or empty the whole cache with 'pkgloader cache clean', or choose another cache "
+               "with --cache-dir\n")
+    assert stat.S_ISFIFO(os.lstat(record).st_mode) and temps(record.parent) == []
