@@ -148,7 +148,7 @@ def test_concurrent_overwrite_fetches_of_one_output(registry, registry_config, w
 
     data = publish(registry, registry_config, wit_package, tmp_path, run_cli, pad=SHARE_MIN + 4096)
     out = tmp_path / "out" / FILE
-    for round in range(4):  # (the race is a matter of timing: one round met it 1 time in 5)
+    for round in range(3):  # (the race is a matter of timing: one round met it 1 time in 5, 4 rounds 4 in 4)
         cache = tmp_path / f"cache{round}"  # cold every time: each process links its download
         env = dict(os.environ, PKGLOADER_CACHE_DIR=str(cache))
         procs = [subprocess.Popen([sys.executable, "-m", "pkgloader", "fetch", REF, "-o", str(out), "--overwrite", "-q"],
