@@ -9,15 +9,17 @@ sans-I/O flow (see ``_http``), driven by the sync or the async client.
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from ._json import load_json
 from ._config import Config, RegistryChoice, RegistryConfig
 from ._errors import ConfigError, RegistryError
-from ._http import Flow, HttpSettings, Request, Response, is_loopback_host, redact_url, split_host
+from ._http import BodyTooLarge, Flow, HttpSettings, Request, Response, is_loopback_host, redact_url, split_host
 from ._log import get_logger
 from ._metadata import LEGACY_METADATA_PATH, METADATA_PATH, RegistryMetadata
 from ._ref import PackageRef
@@ -108,12 +110,15 @@ def _cache_file(cache_dir: Path, registry: str) -> Path:
 def read_cached_metadata(cache_dir: Path, registry: str, ttl: int) -> MetadataResult | None:
     path = _cache_file(cache_dir, registry)
     try:
-        data = load_json(path.read_text(encoding="utf-8"))
-        if data.get("registry") != registry or time.time() - float(data["fetched_at"]) > ttl:
+        data = load_json(path.read_bytes())
+        if not isinstance(data, dict) or data.get("registry") != registry \
+                or not time.time() - float(data["fetched_at"]) <= ttl:  # (a NaN time is stale too)
             return None
         meta = RegistryMetadata.from_json(data["metadata"]) if data.get("metadata") is not None else None
+        if meta is not None and metadata_problem(meta) is not None:
+            return None
         return MetadataResult(meta, f"cached {data.get('url', '')}".strip())
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError):  # a damaged cache file is a miss
         return None
 
 
@@ -128,20 +133,67 @@ def write_cached_metadata(cache_dir: Path, registry: str, url: str, meta: Regist
         log.debug("cannot write metadata cache %s: %s", path, exc)
 
 
+_PREFIX_RE = re.compile(r"[A-Za-z0-9._/-]*")
+
+
+def _authority_problem(text: str) -> str | None:
+    """Why ``text`` is not a ``host[:port]`` (None: it is one)."""
+    if not text or any(c in text for c in "/?#@\\") or not text.isprintable() or " " in text:
+        return "not a host[:port]"
+    try:
+        parts = urlsplit(f"//{text}")
+        parts.port  # noqa: B018 - raises ValueError when out of range or not a number
+    except ValueError as exc:
+        return str(exc)
+    return None if parts.hostname else "not a host[:port]"
+
+
+def metadata_problem(meta: RegistryMetadata) -> str | None:
+    """What makes registry metadata unusable (None: nothing): an OCI registry that is not a
+    ``host[:port]``, a namespace prefix that is not a repository path, a warg URL that is
+    not ``http(s)://host``. Checked where metadata comes from a registry (and its cache)."""
+    host = meta.oci_registry
+    if host is not None:
+        problem = _authority_problem(host)
+        if problem:
+            return f"oci.registry {host[:100]!r} is {problem}"
+    prefix = meta.oci_namespace_prefix
+    if not _PREFIX_RE.fullmatch(prefix) or any(seg in (".", "..") for seg in prefix.split("/")):
+        return f"oci.namespacePrefix {prefix[:100]!r} is not a repository path"
+    url = meta.warg_url
+    if url is not None:
+        try:
+            parts = urlsplit(url)
+            ok = parts.scheme in ("http", "https") and bool(parts.hostname) and url.isprintable() and " " not in url
+            parts.port  # noqa: B018
+        except ValueError:
+            ok = False
+        if not ok:
+            return f"warg.url {url[:100]!r} is not an http(s) URL"
+    return None
+
+
 def discovery_flow(registry: str, scheme: str, timeout: float) -> Flow[MetadataResult]:
     """GET the well-known metadata (current path, then legacy). 404 on both = no metadata."""
     last_url = ""
     for path in (METADATA_PATH, LEGACY_METADATA_PATH):
         url = f"{scheme}://{registry}{path}"
         last_url = url
-        resp: Response = yield Request("GET", url, headers={"Accept": "application/json"},
-                                       max_body=METADATA_MAX_BYTES, timeout=timeout, retry=False)
+        try:
+            resp: Response = yield Request("GET", url, headers={"Accept": "application/json"},
+                                           max_body=METADATA_MAX_BYTES, timeout=timeout, retry=False)
+        except BodyTooLarge:
+            raise RegistryError(f"registry metadata at {redact_url(url)} is larger than "
+                                f"{METADATA_MAX_BYTES >> 10} KiB; refusing to read it", code="answer-too-large") from None
         if resp.status in (404, 410):
             continue
         if resp.status != 200:
             raise RegistryError(f"registry metadata at {redact_url(url)} answered HTTP {resp.status}")
         try:
             meta = RegistryMetadata.from_json(resp.json())
+            problem = metadata_problem(meta)
+            if problem:
+                raise ValueError(problem)
         except ValueError as exc:
             raise RegistryError(f"registry metadata at {redact_url(url)} is invalid: {exc}") from None
         return MetadataResult(meta, f"fetched {url}")
@@ -156,6 +208,11 @@ def source_flow(config: Config, package: PackageRef, *, offline: bool = False) -
     explicit = rc.default_backend()
 
     if choice.metadata is not None:
+        problem = metadata_problem(choice.metadata)
+        if problem:
+            raise ConfigError(f"the inline metadata of registry {registry!r} is unusable: {problem}",
+                              details=[f"set in {choice.origin}"],
+                              hint="oci.registry is a host[:port], warg.url an http(s) URL")
         meta = MetadataResult(choice.metadata, "inline config")
     elif explicit == "local":
         meta = MetadataResult(None, "not fetched (local backend)")

@@ -103,7 +103,44 @@ def _unexpected(source: Source, what: str, resp: Response) -> RegistryError:
 # tags
 
 
-_LINK_RE = re.compile(r'<([^>]*)>\s*;\s*rel="?next"?', re.I)
+#: ``<url>; rel="next"`` in a ``Link`` header. ``[^<>]*``, not ``[^>]*``: the registry writes
+#: this header, and a run of ``<`` without a ``>`` made the old pattern quadratic (a 64 KiB
+#: header of ``<`` took 25 s of CPU)
+_LINK_RE = re.compile(r'<([^<>]*)>\s*;\s*rel="?next"?', re.I)
+#: a tag list larger than this is refused unread (16 MiB: about a million tags)
+MAX_TAG_LIST_BYTES = 16 << 20
+
+
+def parse_tag_page(content: bytes, source: Source) -> list[str]:
+    """The tags of one page of a tag list (``{"tags": [...]}``; a missing or null list is
+    empty). Anything else is a :class:`RegistryError`."""
+    try:
+        data = load_json(content)
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        page = data.get("tags")
+        if page is None:  # distribution answers null for a repository without tags
+            page = []
+        if not isinstance(page, list) or not all(isinstance(t, str) for t in page):
+            raise ValueError("tags is not a list of strings")
+    except ValueError as exc:
+        raise RegistryError(f"{source.oci_registry} sent an invalid tag list: {exc}") from None
+    return page
+
+
+def next_tag_page(link: str | None, url: str, source: Source) -> str | None:
+    """The URL of the next tag-list page a ``Link`` header names (on the same host), or None."""
+    m = _LINK_RE.search(link) if link else None
+    if m is None:
+        return None
+    try:
+        nxt = urljoin(url, m.group(1))
+        other_host = urlsplit(nxt).netloc != urlsplit(url).netloc
+    except ValueError:  # e.g. "Invalid IPv6 URL"
+        raise RegistryError(f"{source.oci_registry} sent an invalid tag-list link: {m.group(1)[:200]!r}") from None
+    if other_host:
+        raise RegistryError(f"{source.oci_registry} sent a tag-list link to another host: {redact_url(nxt)}")
+    return nxt
 
 
 def list_tags_flow(ctx: OciContext, source: Source) -> Flow[list[str]]:
@@ -118,28 +155,23 @@ def list_tags_flow(ctx: OciContext, source: Source) -> Flow[list[str]]:
             raise RegistryError(f"{source.oci_registry} sent more than {MAX_TAG_PAGES} tag-list pages; giving up")
         seen.add(url)
         pages += 1
-        resp = yield from _send(ctx, source, Request("GET", url, {"Accept": "application/json"}, max_body=16 << 20))
+        try:
+            resp = yield from _send(ctx, source, Request("GET", url, {"Accept": "application/json"},
+                                                         max_body=MAX_TAG_LIST_BYTES))
+        except BodyTooLarge:
+            raise RegistryError(
+                f"the tag list of {source.oci_repository} from {source.oci_registry} is larger than "
+                f"{MAX_TAG_LIST_BYTES >> 20} MiB; refusing to read it",
+                code="answer-too-large",
+                details=[f"url: {redact_url(url)}"],
+                hint="a tag list of a million tags is smaller; the registry is serving something else",
+            ) from None
         if resp.status in (401, 403, 404):
             raise _not_found(source, "package", resp)
         if resp.status != 200:
             raise _unexpected(source, "a tag-list request", resp)
-        try:
-            data = resp.json()
-            page = data.get("tags") or []
-            if not isinstance(page, list) or not all(isinstance(t, str) for t in page):
-                raise ValueError("tags is not a list of strings")
-        except (ValueError, AttributeError) as exc:
-            raise RegistryError(f"{source.oci_registry} sent an invalid tag list: {exc}") from None
-        tags.extend(page)
-        url = None
-        link = resp.header("link")
-        if link:
-            m = _LINK_RE.search(link)
-            if m:
-                nxt = urljoin(resp.url, m.group(1))
-                if urlsplit(nxt).netloc != urlsplit(resp.url).netloc:
-                    raise RegistryError(f"{source.oci_registry} sent a tag-list link to another host: {redact_url(nxt)}")
-                url = nxt
+        tags.extend(parse_tag_page(resp.content, source))
+        url = next_tag_page(resp.header("link"), resp.url, source)
     return tags
 
 
@@ -251,14 +283,15 @@ def _pick_index_entry(index: dict[str, Any], what: str) -> dict[str, Any]:
     entries = index.get("manifests")
     if not isinstance(entries, list):
         raise InvalidManifest(f"image index of {what} has no manifests list", code="invalid-manifest")
+    found = []
     for entry in entries:
         if not isinstance(entry, dict):
             continue
-        plat = entry.get("platform") or {}
+        plat = entry.get("platform")
+        plat = plat if isinstance(plat, dict) else {}
         if plat.get("os") in ("wasip1", "wasip2", "wasi") or plat.get("architecture") == "wasm":
             return entry
-    found = [f"{(e.get('platform') or {}).get('os', '?')}/{(e.get('platform') or {}).get('architecture', '?')}"
-             for e in entries if isinstance(e, dict)]
+        found.append(f"{str(plat.get('os', '?'))[:40]}/{str(plat.get('architecture', '?'))[:40]}")
     raise InvalidManifest(
         f"image index of {what} has no wasm entry",
         code="no-wasm-layer",
@@ -415,7 +448,14 @@ def _upload_blob_flow(ctx: OciContext, source: Source, digest: str, size: int, b
                                          f"(HTTP {resp.status})")
     if resp.status != 202 or not resp.header("location"):
         raise _unexpected(source, "the upload start", resp)
-    location = urljoin(resp.url, resp.header("location") or "")
+    try:
+        location = urljoin(resp.url, resp.header("location") or "")
+        if urlsplit(location).scheme not in ("http", "https"):
+            raise ValueError("not an http(s) URL")
+    except ValueError as exc:
+        raise RegistryError(f"{source.oci_registry} answered the upload start with an unusable Location "
+                            f"{(resp.header('location') or '')[:200]!r}: {exc}",
+                            hint="the registry is failing; report it to its operator") from None
     sep = "&" if "?" in location else "?"
     content: Any = body if body is not None else _file_chunks(path, progress)  # type: ignore[arg-type]
     put = Request("PUT", f"{location}{sep}digest={digest}",
