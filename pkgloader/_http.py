@@ -617,6 +617,17 @@ def redact_text(text: str) -> str:
     return _URL_IN_TEXT.sub(lambda m: redact_url(m.group(0)), text)
 
 
+_UNPRINTABLE = re.compile(r"[^\S ]|[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str, limit: int = 200) -> str:
+    """A registry's own words (an error body, a header) made safe to quote in a one-line
+    message: at most ``limit`` characters, control characters (escape sequences, line
+    breaks, bidi overrides) written as ``\\xNN`` / ``\\uNNNN``."""
+    text = text[:limit]
+    return _UNPRINTABLE.sub(lambda m: m.group(0).encode("unicode_escape").decode("ascii"), text)
+
+
 # ---------------------------------------------------------------------------------------
 # single flight: concurrent identical requests (token fetches) share one exchange
 
@@ -904,7 +915,8 @@ class AsyncTransport:
                     outcome: Any = await self._send_once(arg)
                 except (httpx.HTTPError, TimeoutError, OSError) as exc:
                     log_exchange(arg, exc, time.monotonic() - started)
-                    outcome = exc
+                    # httpx's read timeout is the stall timeout: worded as the sync transport words it
+                    outcome = StallTimeout(f"{self.settings.stall_timeout:g} s") if isinstance(exc, httpx.ReadTimeout) else exc
                 except (ValueError, httpx.InvalidURL) as exc:  # OSError (certificates) is caught above
                     if isinstance(exc, PkgLoaderError):  # a ConfigError from the TLS set-up
                         raise

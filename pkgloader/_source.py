@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from ._json import load_json
+from ._json import MAX_ANSWER_CONTAINERS, load_json
 from ._config import Config, RegistryChoice, RegistryConfig
 from ._errors import ConfigError, RegistryError
 from ._http import BodyTooLarge, Flow, HttpSettings, Request, Response, is_loopback_host, redact_url, split_host
@@ -190,7 +190,7 @@ def discovery_flow(registry: str, scheme: str, timeout: float) -> Flow[MetadataR
         if resp.status != 200:
             raise RegistryError(f"registry metadata at {redact_url(url)} answered HTTP {resp.status}")
         try:
-            meta = RegistryMetadata.from_json(resp.json())
+            meta = RegistryMetadata.from_json(load_json(resp.content, max_containers=MAX_ANSWER_CONTAINERS))
             problem = metadata_problem(meta)
             if problem:
                 raise ValueError(problem)

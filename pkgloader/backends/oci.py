@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 from urllib.parse import urljoin, urlsplit
 
-from .._json import load_json
+from .._json import MAX_ANSWER_CONTAINERS, load_json
 from .._auth import AuthSession, authed
 from .._digest import Digest, sha256_digest
 from .._errors import (
@@ -25,7 +25,7 @@ from .._errors import (
     RegistryError,
     VersionExists,
 )
-from .._http import BodyTooLarge, Flow, Request, Response, redact_url
+from .._http import BodyTooLarge, Flow, Request, Response, printable, redact_url
 from .._log import get_logger
 from .._release import Release, VersionInfo
 from .._semver import Version
@@ -91,7 +91,7 @@ def _not_found(source: Source, what: str, resp: Response) -> Exception:
 
 
 def _unexpected(source: Source, what: str, resp: Response) -> RegistryError:
-    body = resp.content[:200].decode("utf-8", "replace").strip()
+    body = printable(resp.content[:200].decode("utf-8", "replace").strip())
     return RegistryError(
         f"{source.oci_registry} answered HTTP {resp.status} to {what}",
         details=[f"url: {redact_url(resp.url)}"] + ([f"body: {body}"] if body else []),
@@ -115,7 +115,7 @@ def parse_tag_page(content: bytes, source: Source) -> list[str]:
     """The tags of one page of a tag list (``{"tags": [...]}``; a missing or null list is
     empty). Anything else is a :class:`RegistryError`."""
     try:
-        data = load_json(content)
+        data = load_json(content, max_containers=MAX_ANSWER_CONTAINERS)
         if not isinstance(data, dict):
             raise ValueError("not a JSON object")
         page = data.get("tags")
@@ -137,7 +137,7 @@ def next_tag_page(link: str | None, url: str, source: Source) -> str | None:
         nxt = urljoin(url, m.group(1))
         other_host = urlsplit(nxt).netloc != urlsplit(url).netloc
     except ValueError:  # e.g. "Invalid IPv6 URL"
-        raise RegistryError(f"{source.oci_registry} sent an invalid tag-list link: {m.group(1)[:200]!r}") from None
+        raise RegistryError(f"{source.oci_registry} sent an invalid tag-list link: {printable(m.group(1))!r}") from None
     if other_host:
         raise RegistryError(f"{source.oci_registry} sent a tag-list link to another host: {redact_url(nxt)}")
     return nxt
@@ -197,7 +197,7 @@ def list_versions_flow(ctx: OciContext, source: Source) -> Flow[list[VersionInfo
     versions = tags_to_versions(tags, junk)
     if junk:
         log.info("ignored %d tag(s) of %s that are not versions: %s", len(junk), source.package,
-                 ", ".join(junk[:20]) + (" ..." if len(junk) > 20 else ""))
+                 ", ".join(printable(t, 80) for t in junk[:20]) + (" ..." if len(junk) > 20 else ""))
     return versions
 
 
@@ -258,7 +258,7 @@ def manifest_flow(ctx: OciContext, source: Source, reference: str, *, what: str)
                 hint="retry; if it persists the registry is serving corrupted content",
             )
     try:
-        data = load_json(resp.content)
+        data = load_json(resp.content, max_containers=MAX_ANSWER_CONTAINERS)
         if not isinstance(data, dict):
             raise ValueError("not a JSON object")
     except ValueError as exc:
@@ -441,8 +441,14 @@ def _upload_blob_flow(ctx: OciContext, source: Source, digest: str, size: int, b
     head = yield from _send(ctx, source, Request("HEAD", f"{base}/blobs/{digest}", max_body=0), "pull,push")
     if head.status == 200:
         return
-    resp = yield from _send(ctx, source, Request("POST", f"{base}/blobs/uploads/", {"Content-Length": "0"}, content=b""),
-                            "pull,push")
+    try:
+        resp = yield from _send(ctx, source, Request("POST", f"{base}/blobs/uploads/", {"Content-Length": "0"},
+                                                     content=b"", max_body=MAX_ERROR_BODY), "pull,push")
+    except BodyTooLarge:
+        raise RegistryError(f"{source.oci_registry} answered the upload start with more than "
+                            f"{MAX_ERROR_BODY >> 10} KiB; refusing to read it", code="answer-too-large",
+                            details=[f"url: {redact_url(base)}/blobs/uploads/"],
+                            hint="the registry is failing; report it to its operator") from None
     if resp.status in (401, 403):
         raise _push_refused(ctx, source, f"registry {source.registry} refused to accept an upload to {source.oci_repository} "
                                          f"(HTTP {resp.status})")
@@ -454,7 +460,7 @@ def _upload_blob_flow(ctx: OciContext, source: Source, digest: str, size: int, b
             raise ValueError("not an http(s) URL")
     except ValueError as exc:
         raise RegistryError(f"{source.oci_registry} answered the upload start with an unusable Location "
-                            f"{(resp.header('location') or '')[:200]!r}: {exc}",
+                            f"{printable(resp.header('location') or '')!r}: {exc}",
                             hint="the registry is failing; report it to its operator") from None
     sep = "&" if "?" in location else "?"
     content: Any = body if body is not None else _file_chunks(path, progress)  # type: ignore[arg-type]
@@ -480,6 +486,9 @@ def publish_flow(ctx: OciContext, source: Source, path: Path, version: Version, 
                 f"{what} is already published at {source.oci_registry}/{source.oci_repository}:{tag}",
                 hint="publish a new version, or pass --force to replace it",
             )
+        if head.status not in (401, 403, 404):  # (a refusal is worded by the upload that follows)
+            # only "not found" says the version is free: anything else could hide an existing one
+            raise _unexpected(source, f"the check whether {what} is already published", head)
     h = hashlib.sha256()
     size = 0
     with open(path, "rb") as f:

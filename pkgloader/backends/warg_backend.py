@@ -68,10 +68,11 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 from urllib.parse import urljoin, urlsplit
 
-from .._json import load_json
+from .._json import MAX_ANSWER_CONTAINERS, load_json
 from .._digest import Digest
 from .._errors import (
     AuthError,
+    SizeMismatch,
     NetworkError,
     NoMatchingVersion,
     PackageNotFound,
@@ -85,7 +86,7 @@ from .._errors import (
     WargUnsupported,
     WargVerificationError,
 )
-from .._http import BodyTooLarge, Flow, Request, Response, redact_url
+from .._http import BodyTooLarge, Flow, Request, Response, printable, redact_url
 from .._log import get_logger
 from .._release import Release, VersionInfo
 from .._semver import Version
@@ -338,10 +339,10 @@ class _Api:
 
     def json(self, resp: Response, what: str) -> Any:
         try:
-            return resp.json()
-        except ValueError:
+            return load_json(resp.content, max_containers=MAX_ANSWER_CONTAINERS)
+        except ValueError as exc:
             raise RegistryError(
-                f"{self.label} sent a response to {what} that is not JSON",
+                f"{self.label} sent a response to {what} that is not valid JSON ({printable(str(exc), 120)})",
                 details=[f"url: {redact_url(resp.url)}", f"content-type: {resp.header('content-type') or '-'}"],
                 hint="check that the URL points at a warg registry API",
             ) from None
@@ -376,16 +377,16 @@ class _Api:
 
 
 def _error_message(resp: Response) -> str:
+    """What the registry says in an error answer, safe to print on one line."""
     try:
         body = load_json(resp.content[:MAX_ERROR_BODY])
     except ValueError:
-        text = resp.content[:200].decode("utf-8", "replace").strip()
-        return text
+        return printable(resp.content[:200].decode("utf-8", "replace").strip())
     if isinstance(body, dict):
-        parts = [f"{k}={body[k]}" for k in ("type", "id", "reason") if k in body]
+        parts = [f"{k}={printable(str(body[k]), 100)}" for k in ("type", "id", "reason") if k in body]
         msg = body.get("message")
-        return (str(msg)[:300] if msg else "") + (f" ({', '.join(parts)})" if parts else "")
-    return str(body)[:200]
+        return (printable(str(msg), 300) if msg else "") + (f" ({', '.join(parts)})" if parts else "")
+    return printable(str(body))
 
 
 def _parse_hint(value: str | None, namespace: str) -> str | None:
@@ -739,6 +740,76 @@ def _content_api(engine: Engine, source: Source, release: Release) -> _Api:
     return _Api(source, domain)
 
 
+#: the most read of content whose content source announces no ``size``: a release record
+#: carries no size, and a never-ending answer must not fill the disk
+MAX_UNSIZED_CONTENT = 2 << 30
+
+
+def _source_url(api: _Api, src: Any) -> str | None:
+    """The URL of an ``httpGet`` content source (relative to the API), or None."""
+    if not isinstance(src, dict) or src.get("type") != "httpGet" or not isinstance(src.get("url"), str):
+        return None
+    try:
+        url = urljoin(api.base, src["url"])
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not one
+    except ValueError:  # e.g. "Invalid IPv6 URL"
+        return None
+    return url if parts.scheme in ("http", "https") and parts.hostname and url.isprintable() else None
+
+
+class _Bounded:
+    """The content sink, refusing more bytes than the content source announced (``size``)
+    or, when it announced none, than :data:`MAX_UNSIZED_CONTENT`. Passes the writer's
+    block mode through (see ``VerifyingWriter.blocks``)."""
+
+    __slots__ = ("sink", "_reset", "size", "what", "url", "got")
+
+    def __init__(self, sink: Callable[[bytes], None], reset: Callable[[], None], size: int | None, what: str,
+                 url: str) -> None:
+        self.sink, self._reset, self.size, self.what, self.url = sink, reset, size, what, url
+        self.got = 0
+
+    def _count(self, n: int) -> None:
+        self.got += n
+        if self.size is not None and self.got > self.size:
+            raise SizeMismatch(
+                f"content of {self.what} is larger than its content source says",
+                details=[f"expected {self.size} bytes (content source)",
+                         f"got      more than {self.size} bytes from {redact_url(self.url)}", "nothing was kept"],
+                hint="retry; if it persists the registry is serving corrupted content",
+            )
+        if self.got > MAX_UNSIZED_CONTENT:
+            raise RegistryError(
+                f"content of {self.what} from {redact_url(self.url)} is larger than {MAX_UNSIZED_CONTENT >> 30} GiB, "
+                "the most pkgloader reads when the content source announces no size; refusing to read on",
+                code="answer-too-large",
+                details=["nothing was kept"],
+            )
+
+    def __call__(self, chunk: bytes) -> None:
+        self._count(len(chunk))
+        self.sink(chunk)
+
+    def reset(self) -> None:
+        self.got = 0
+        self._reset()
+
+    def blocks(self) -> bool:
+        blocks = getattr(self.sink, "blocks", None)
+        return bool(blocks()) if blocks is not None else False
+
+    def next_block(self) -> Any:
+        return self.sink.next_block()  # type: ignore[attr-defined]
+
+    def commit_block(self, n: int) -> None:
+        self._count(n)
+        self.sink.commit_block(n)  # type: ignore[attr-defined]
+
+    def local_error(self, exc: OSError) -> Exception:
+        return self.sink.local_error(exc)  # type: ignore[attr-defined]
+
+
 def content_flow(engine: Engine, source: Source, release: Release, sink: Callable[[bytes], None],
                  reset: Callable[[], None]) -> Flow[None]:
     """Stream the release's content into ``sink`` from the first of its content sources that
@@ -763,24 +834,26 @@ def content_flow(engine: Engine, source: Source, release: Release, sink: Callabl
             f"{api.label} sent no content sources for {what}",
             details=[f"url: {redact_url(resp.url)}", f"expected contentSources[{digest!r}] to be a list"],
         )
-    urls = []
+    urls: list[tuple[str, int | None]] = []
     for src in entries:
-        if isinstance(src, dict) and src.get("type") == "httpGet" and isinstance(src.get("url"), str):
-            url = urljoin(api.base, src["url"])
-            if urlsplit(url).scheme in ("http", "https"):
-                urls.append(url)
-                continue
+        url = _source_url(api, src)
+        if url is not None:
+            size = src.get("size")
+            urls.append((url, size if type(size) is int and size >= 0 else None))
+            continue
         log.info("%s: ignored content source %r for %s", api.label, str(src)[:200], what)
     if not urls:
         raise RegistryError(f"{api.label} offers no usable (httpGet) content source for {what}",
                             details=[f"url: {redact_url(resp.url)}"])
     failures: list[str] = []
-    for url in urls:
-        req = Request("GET", url, {"Accept-Encoding": "identity"}, sink=sink, on_retry=reset, max_body=MAX_ERROR_BODY)
+    for url, size in urls:
+        bounded = _Bounded(sink, reset, size, what, url)
+        req = Request("GET", url, {"Accept-Encoding": "identity"}, sink=bounded, on_retry=bounded.reset,
+                      max_body=MAX_ERROR_BODY)
         try:
             got = yield req
         except (NetworkError, BodyTooLarge) as exc:
-            reset()
+            bounded.reset()
             failures.append(f"{redact_url(url)}: {getattr(exc, 'message', None) or type(exc).__name__}")
             log.info("content source %s of %s failed: %s", redact_url(url), what, failures[-1])
             continue
