@@ -15,7 +15,6 @@ import json
 import logging
 import socket
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -332,9 +331,7 @@ def test_a_registry_that_never_answers_is_bounded(trickle: bytes, run_cli: Calla
         host = f"127.0.0.1:{srv.port}"
         w = World("silent", host, "http")
         monkeypatch.setenv("PKGLOADER_CONFIG", str(w.config(tmp_path, "[pkgloader]\ntimeout = 1\nstall_timeout = 0.5\n")))
-        started = time.monotonic()
         r = run_cli("fetch", "test:pkg@=1.0.0", "-o", tmp_path / "pkg.wasm", "--cache-dir", tmp_path / "c", "--json")
-        elapsed = time.monotonic() - started
     finally:
         srv.close()
     assert r.code == 6, r.err
@@ -344,8 +341,7 @@ def test_a_registry_that_never_answers_is_bounded(trickle: bytes, run_cli: Calla
         assert err["message"] == f"http://{host}/v2/test/pkg/manifests/1.0.0 did not answer completely within 1 s"
     else:
         assert err["message"] == f"http://{host}/v2/test/pkg/manifests/1.0.0 sent nothing for 0.5 s"
-    assert srv.accepted == 2  # tried once more, not once per retry
-    assert elapsed < 20  # a safety net only: the assertion above is the behaviour
+    assert srv.accepted == 2  # bounded: tried once more, not once per retry (no wall-clock assertion)
 
 
 def test_library_raises_only_pkgloader_errors_on_timeouts(tmp_path: Path) -> None:
