@@ -119,7 +119,11 @@ def token_flow(session: AuthSession, challenge: Challenge, scope: str, creds: Cr
     """Get a token from the challenge's realm. Returns None when the realm refuses the
     credentials (401/403), so the caller can try anonymously."""
     realm = challenge.realm
-    if not realm or urlsplit(realm).scheme not in ("http", "https"):
+    try:
+        scheme = urlsplit(realm).scheme if realm else ""
+    except ValueError:  # e.g. an invalid IPv6 literal in the realm URL
+        scheme = ""
+    if not realm or scheme not in ("http", "https"):
         raise RegistryError(f"registry {registry} sent an unusable auth challenge (realm {realm!r})")
     query: dict[str, str] = {}
     if challenge.service:

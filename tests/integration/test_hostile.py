@@ -436,9 +436,7 @@ def cases() -> list[Case]:
 CASES = cases()
 #: failures whose fix is outside the files of this matrix's author: each is reported, and
 #: xfail(strict) so that the fix shows up here as a pass to turn into a plain case
-KNOWN = {
-    ("token", "bad-url"): "pkgloader/_auth.py token_flow: urlsplit() of an invalid realm raises ValueError (exit 1)",
-}
+KNOWN: dict[tuple[str, str], str] = {}
 
 
 def params(cases: list[Case]) -> list[Any]:
