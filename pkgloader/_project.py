@@ -79,6 +79,9 @@ class Project:
     lock_read: Path  # where the current lock is read from
     lock_write: Path  # where the new lock is written
     config: Config
+    #: lock (and sync) the direct dependencies only, as wkg and cargo-component do: true when
+    #: the lock read is a ``wkg.lock`` or a ``Cargo-component.lock`` (see README, "Projects")
+    direct_only: bool = False
 
     @classmethod
     def discover(cls, config: Config, *, lock: str | os.PathLike[str] | None = None,
@@ -90,12 +93,20 @@ class Project:
         if lock is not None:
             read = Path(lock)
             if not read.is_file():
-                raise ConfigError(f"lock file {str(read)!r} given with --lock does not exist")
+                from ._config import _path_kind
+
+                kind = _path_kind(read)
+                if kind == "missing":
+                    raise ConfigError(f"lock file {str(read)!r} given with --lock does not exist",
+                                      hint="check the path, or leave out --lock to use the project's pkgloader.lock")
+                raise ConfigError(f"lock file {str(read)!r} given with --lock is not a regular file (it is a {kind})",
+                                  hint="--lock names a lock file (pkgloader.lock, wkg.lock or Cargo-component.lock)")
             # cargo-component's lock is read, never rewritten in another format
             write = root / PROJECT_LOCK_NAME if read.name == CARGO_COMPONENT_LOCK_FILE_NAME else read
         else:
             read = write = root / PROJECT_LOCK_NAME
-        return cls(root, wit, read, write, config)
+        direct_only = read.name in (WKG_LOCK_NAME, CARGO_COMPONENT_LOCK_FILE_NAME)
+        return cls(root, wit, read, write, config, direct_only)
 
     @property
     def label(self) -> str:
@@ -206,6 +217,9 @@ class Provider:
         assert isinstance(request, DependenciesRequest)
         if request.path is not None:
             return None, lambda: self._local_deps(request.path)
+        if self.project.direct_only:
+            # a binary WIT package embeds what it uses: wkg locks and writes direct dependencies only
+            return None, self._no_deps
         return self.engine.registry_for(request.package), lambda: self._deps(request.package, request.version)
 
     def _versions(self, ref: PackageRef) -> Flow[list[VersionInfo]]:
@@ -220,6 +234,10 @@ class Provider:
 
         info = read_component_file(path)
         return [(f.package, f.requirement) for f in info.foreign if f.package != ref]
+
+    def _no_deps(self) -> Flow[list[Any]]:
+        return []
+        yield  # pragma: no cover - a flow without requests
 
     def _local_deps(self, path: str) -> Flow[list[Any]]:
         p = Path(path)
@@ -277,8 +295,15 @@ def finish(provider: Provider, project: Project, resolution: Resolution, old: Lo
     changes = old.changes(new)
     written = False
     if not locked:
-        current = project.lock_write.read_bytes() if project.lock_write.is_file() else None
-        if current != new.dumps().encode():
+        # a lock that already says the same (entries in another order, upper-case digests: a
+        # lock wkg wrote) is left as it is
+        if not project.lock_write.is_file():
+            current: LockFile | None = None
+        elif project.lock_write == project.lock_read:
+            current = old
+        else:
+            current = LockFile.load(project.lock_write)
+        if current is None or not current.same_as(new):
             try:
                 new.write(project.lock_write)
             except OSError as exc:

@@ -549,3 +549,21 @@ def test_a_release_record_that_is_a_fifo_is_never_read_or_replaced(registry, reg
                "  hint: remove it, or empty the whole cache with 'pkgloader cache clean', or choose another cache "
                "with --cache-dir\n")
     assert stat.S_ISFIFO(os.lstat(record).st_mode) and temps(record.parent) == []
+
+
+@pytest.mark.parametrize("kind", ["directory", "fifo"])
+def test_a_lock_given_with_lock_that_is_not_a_regular_file_is_named_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                       run_cli: Any, kind: str) -> None:
+    (tmp_path / "wit").mkdir()
+    (tmp_path / "wit" / "w.wit").write_text("package a:b;\n")
+    (tmp_path / "pkgloader.toml").write_text("")
+    monkeypatch.chdir(tmp_path)
+    make_node(tmp_path / "lk", kind)
+    words = {"directory": "directory", "fifo": "FIFO"}[kind]
+    r = run_cli("sync", "--offline", "--lock", "lk")  # (opening a FIFO would hang)
+    assert (r.code, r.out, r.err) == (
+        2, "", f"error[invalid-config]: lock file 'lk' given with --lock is not a regular file (it is a {words})\n"
+               "  hint: --lock names a lock file (pkgloader.lock, wkg.lock or Cargo-component.lock)\n")
+    r = run_cli("sync", "--offline", "--lock", "nope.lock")
+    assert (r.code, r.err) == (2, "error[invalid-config]: lock file 'nope.lock' given with --lock does not exist\n"
+                                  "  hint: check the path, or leave out --lock to use the project's pkgloader.lock\n")
