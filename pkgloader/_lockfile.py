@@ -24,7 +24,11 @@ canonical form (``0.2`` is written ``^0.2``), as wkg does.
 
 Reading also accepts cargo-component's ``Cargo-component.lock`` (``[[package]]`` and
 ``[[package.version]]``), wkg's read aliases. A lookup matches (name, registry, requirement)
-exactly, the requirement compared as a parsed ``VersionReq`` like wkg. A zero-byte (or
+exactly, the requirement compared as a parsed ``VersionReq`` like wkg (the resolver, though,
+takes an entry without ``registry``, which cargo-component writes, for a pin of the package
+from any registry: ``Locked``). As in wkg,
+a file read keeps the first block of a (name, registry) and the first entry of a requirement
+within it, and a digest's hex may be upper case (it is compared and written in lower case). A zero-byte (or
 comment-only) file is an empty lock (wasmCloud#3424: wkg fails on it with ``missing field
 version``). ``version`` other than 1, bad TOML (nesting too deep for the parser included) and
 bad entries are ``ConfigError`` (code ``invalid-lock-file``) naming the file and the entry; a
@@ -181,7 +185,7 @@ class LockFile:
         if not isinstance(raw_packages, list):
             raise _error(origin, f"'{packages_key}' must be an array of tables, not {_toml_type(raw_packages)}")
         packages = [_read_package(entry, i, origin) for i, entry in enumerate(raw_packages, 1)]
-        return cls(packages, path=path)
+        return cls(_first_wins(packages), path=path)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str] = LOCK_FILE_NAME, *, missing_ok: bool = True) -> LockFile:
@@ -270,6 +274,11 @@ class LockFile:
         """Every locked version, for ``Resolver(locked=...)``."""
         return [Locked(p.name, v.version, p.registry, v.digest) for p in self.packages for v in p.versions]
 
+    def same_as(self, other: LockFile) -> bool:
+        """True when writing ``other`` over this lock would change nothing that wkg or
+        pkgloader reads (the order of entries and the case of digests aside)."""
+        return not self.changes(other)
+
     @classmethod
     def from_resolution(
         cls,
@@ -302,8 +311,14 @@ class LockFile:
         """What writing ``new`` over this lock would change, one line per package:
         ``+ wasi:io 0.2.3 (wasi.dev)``, ``- wasi:cli 0.2.0``, ``~ wasi:http 0.2.0 -> 0.2.3``
         (``~ ... digest`` when only a digest changes); empty when nothing changes."""
-        old_map = {p._key(): p for p in self.packages}
         new_map = {p._key(): p for p in new.packages}
+        old_map = {}
+        for p in self.packages:
+            if p.registry is None:  # no registry (Cargo-component.lock): the one the package has now
+                now = [q for q in new.packages if q.name == p.name and q.registry is not None]
+                if len(now) == 1 and not any(o.name == p.name and o.registry is not None for o in self.packages):
+                    p = LockedPackage(p.name, now[0].registry, p.versions)
+            old_map[p._key()] = p
         lines = []
         for key in sorted(old_map.keys() | new_map.keys()):
             before, after = old_map.get(key), new_map.get(key)
@@ -334,10 +349,15 @@ class LockFile:
             return
         where = os.fspath(self.path) if self.path is not None else LOCK_FILE_NAME
         count = len(lines)
+        if self.path is not None and self.path.name == CARGO_COMPONENT_LOCK_FILE_NAME and new.path is not None:
+            hint = (f"run the command without --locked to write {os.fspath(new.path)} "
+                    f"({CARGO_COMPONENT_LOCK_FILE_NAME} is read, never rewritten)")
+        else:
+            hint = f"run the command without --locked to update {where}"
         raise LockOutOfDate(
             f"{where} is out of date: {count} package{'s' if count != 1 else ''} would change",
             details=lines,
-            hint=f"run the command without --locked to update {where}",
+            hint=hint,
         )
 
     # -- value behaviour --------------------------------------------------------------
@@ -385,6 +405,22 @@ def verify_locked_digest(resolved: Resolved, digest: Digest, *, origin: str | No
 
 
 # --- reading helpers ------------------------------------------------------------------
+
+
+def _first_wins(packages: list[LockedPackage]) -> list[LockedPackage]:
+    """What wkg keeps of a file it reads: the first block of a (name, registry) (serde
+    inserts into a ``BTreeSet``, which keeps the first of equal entries), and within it the
+    first entry for a requirement (wkg's lookup takes the first match)."""
+    seen: dict[tuple[Any, ...], LockedPackage] = {}
+    for pkg in packages:
+        if pkg._key() in seen:
+            continue
+        versions: dict[VersionReq, LockedVersion] = {}
+        for v in pkg.versions:
+            versions.setdefault(v.requirement, v)
+        seen[pkg._key()] = LockedPackage(pkg.name, pkg.registry, tuple(versions.values()))
+    return list(seen.values())
+
 
 _MISSING: Any = object()
 
@@ -466,7 +502,10 @@ def _read_version(entry: object, index: int, origin: str, package_where: str) ->
     try:
         requirement = VersionReq.parse(values["requirement"])
         version = Version.parse(values["version"])
-        digest = Digest.parse(values["digest"], what="digest")
+        algorithm, colon, hex_part = values["digest"].partition(":")
+        # wkg parses the hex case-insensitively; it is compared (and written) in lower case
+        digest = Digest.parse(f"{algorithm}{colon}{hex_part.lower()}" if algorithm == "sha256" else values["digest"],
+                              what="digest")
     except PkgLoaderError as exc:
         raise _error(origin, f"{where}: {exc.message}") from None
     return LockedVersion(requirement, version, digest)

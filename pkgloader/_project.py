@@ -251,8 +251,17 @@ class Provider:
         yield  # pragma: no cover - a flow without requests
 
 
-def resolver_for(engine: Engine, project: Project, *, unlock: bool | Iterable[PackageRef] = ()) -> tuple[Resolver, LockFile]:
+def resolver_for(engine: Engine, project: Project, *, unlock: bool | Iterable[PackageRef] = (),
+                 locked: bool = False) -> tuple[Resolver, LockFile]:
     lock = LockFile.load(project.lock_read, missing_ok=True)
+    # for registry mirrors (backends/_mirrors): the locked digests let a mirror resolve a
+    # locked version (its answer is checked against the lock); under --locked the lock's
+    # versions are the version lists, so a locked build needs no tag list from the origin
+    unlock = unlock if isinstance(unlock, bool) else list(unlock)
+    skip = None if unlock is True else set() if unlock is False else {str(r) for r in unlock}
+    engine.lock_pins = {} if skip is None else {  # type: ignore[attr-defined]
+        (p.name, v.version): v.digest for p in lock.packages for v in p.versions if str(p.name) not in skip}
+    engine.lock_only = locked  # type: ignore[attr-defined]
     reqs = project.requirements()
     if not isinstance(unlock, bool):
         unlock = list(unlock)

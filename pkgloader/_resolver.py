@@ -457,7 +457,9 @@ class Resolver:
     def _locked_for(self, package: PackageRef, registry: str | None) -> list[Locked]:
         if self._unlock_all or package in self._unlocked:
             return []
-        return [e for e in self._locked.get(package, ()) if e.registry == registry]
+        # an entry without a registry (Cargo-component.lock records none) pins the package
+        # from whichever registry it resolves from; one naming a registry pins it there only
+        return [e for e in self._locked.get(package, ()) if e.registry is None or e.registry == registry]
 
     # -- drivers --------------------------------------------------------------------
 
