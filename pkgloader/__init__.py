@@ -6,7 +6,7 @@
     ...     print(result.release.version, result.release.digest, result.path)
 
 Clients: :class:`Client` (sync, thread-safe) and :class:`AsyncClient` (the same methods as
-coroutines). What they return: :class:`FetchResult`, :class:`Release`, :class:`VersionInfo`,
+coroutines). What they return: :class:`FetchResult`, :class:`OutputStatus` (``check``), :class:`Release`, :class:`VersionInfo`,
 :class:`ProjectResult` (lock, sync, update), :class:`Project`, :class:`PublishResult`. What
 they raise: :class:`PkgLoaderError` and its subclasses only, each with a stable ``code`` and
 ``exit_code`` (see ``EXIT_CODES``).
@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ._client import AsyncClient, Client
     from ._config import Config
     from ._digest import Digest
-    from ._engine import FetchResult
+    from ._engine import FetchResult, OutputStatus
     from ._errors import *  # noqa: F403
     from ._http import BodyTooLarge
     from ._project import Project, ProjectResult
@@ -40,8 +40,9 @@ _ERRORS = (
     "OfflineCacheMiss", "AuthError", "IntegrityError", "DigestMismatch", "SizeMismatch", "InvalidManifest",
     "InvalidContent", "LockedDigestMismatch", "WargVerificationError", "WargSignatureError", "WargChainError",
     "WargUnauthorized", "WargInvalidRecord", "WargTimestampError", "WargProofError", "WargRewind", "WargFork",
-    "WargRootMismatch", "WargUnsupported", "NetworkError", "RegistryTimeout", "TLSError", "RegistryError",
-    "ConflictError", "OutputExists", "VersionExists", "LockOutOfDate", "ResolutionConflict", "LocalIOError",
+    "WargRootMismatch", "WargUnsupported", "SignatureError", "SignatureMissing", "SignatureInvalid",
+    "SignatureUntrusted", "SignatureSubjectMismatch", "NetworkError", "RegistryTimeout", "TLSError", "RegistryError",
+    "ConflictError", "OutputExists", "OutputOutOfDate", "VersionExists", "LockOutOfDate", "ResolutionConflict", "LocalIOError",
     "FetchManyError", "EXIT_CODES",
 )
 
@@ -50,6 +51,7 @@ _LAZY = {
     "AsyncClient": "._client",
     "Config": "._config",
     "FetchResult": "._engine",
+    "OutputStatus": "._engine",
     "Release": "._release",
     "VersionInfo": "._release",
     "Digest": "._digest",

@@ -24,13 +24,19 @@ to one of these and never leak.
     │   ├── InvalidManifest             invalid-manifest (+ more specific codes)
     │   ├── InvalidContent              not-wasm
     │   ├── LockedDigestMismatch        locked-digest-mismatch
-    │   └── WargVerificationError       warg-* (one subclass per failure mode)
+    │   ├── WargVerificationError       warg-* (one subclass per failure mode)
+    │   └── SignatureError              provenance (signatures, attestations of OCI packages)
+    │       ├── SignatureMissing        signature-missing
+    │       ├── SignatureInvalid        signature-invalid
+    │       ├── SignatureUntrusted      signature-untrusted
+    │       └── SignatureSubjectMismatch  signature-subject-mismatch
     ├── NetworkError                    exit 6   network-error
     │   ├── RegistryTimeout             timeout
     │   ├── TLSError                    tls-error
     │   └── RegistryError               registry-error (unexpected answer)
     ├── ConflictError                   exit 7
     │   ├── OutputExists                output-exists
+    │   ├── OutputOutOfDate             output-out-of-date (fetch --check)
     │   ├── VersionExists               version-exists
     │   ├── LockOutOfDate               lock-out-of-date
     │   └── ResolutionConflict          resolution-conflict
@@ -77,12 +83,18 @@ __all__ = [
     "WargFork",
     "WargRootMismatch",
     "WargUnsupported",
+    "SignatureError",
+    "SignatureMissing",
+    "SignatureInvalid",
+    "SignatureUntrusted",
+    "SignatureSubjectMismatch",
     "NetworkError",
     "RegistryTimeout",
     "TLSError",
     "RegistryError",
     "ConflictError",
     "OutputExists",
+    "OutputOutOfDate",
     "VersionExists",
     "LockOutOfDate",
     "ResolutionConflict",
@@ -282,6 +294,37 @@ class WargUnsupported(WargVerificationError):
     code = "warg-unsupported"
 
 
+class SignatureError(IntegrityError):
+    """The provenance policy of a package is not met (see README, Provenance). The message
+    names the manifest; the details name the signer found and the signer(s) expected."""
+
+    code = "signature-error"
+
+
+class SignatureMissing(SignatureError):
+    """No signature or attestation was found for the manifest (policy mode ``require``)."""
+
+    code = "signature-missing"
+
+
+class SignatureInvalid(SignatureError):
+    """A signature is malformed or does not verify against the signer it names."""
+
+    code = "signature-invalid"
+
+
+class SignatureUntrusted(SignatureError):
+    """Signatures verify (or cannot be checked), but none is by an accepted signer."""
+
+    code = "signature-untrusted"
+
+
+class SignatureSubjectMismatch(SignatureError):
+    """A valid signature by an accepted signer covers another manifest digest."""
+
+    code = "signature-subject-mismatch"
+
+
 # --- network (exit 6) ---------------------------------------------------------------
 
 
@@ -322,6 +365,12 @@ class OutputExists(ConflictError):
 
 class VersionExists(ConflictError):
     code = "version-exists"
+
+
+class OutputOutOfDate(ConflictError):
+    """``fetch --check``: an output is missing or holds other bytes than the release."""
+
+    code = "output-out-of-date"
 
 
 class LockOutOfDate(ConflictError):
@@ -374,7 +423,7 @@ EXIT_CODES: dict[int, str] = {
     2: "bad input: package reference, version requirement, config file or usage",
     3: "not found: package (or not authorized: a 403/404), matching version, or (with --offline) cache entry",
     4: "authentication required (a 401 without credentials) or refused (configured credentials, then anonymous)",
-    5: "integrity: digest/size mismatch, invalid manifest or content, failed warg verification",
+    5: "integrity: digest/size mismatch, invalid manifest or content, failed warg verification, provenance policy not met",
     6: "network or registry error (connection, timeout, TLS, unexpected answer)",
     7: "conflict: output exists, version already published, lock file out of date",
     8: "local I/O error (cannot read or write a file)",

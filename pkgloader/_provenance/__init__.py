@@ -1,0 +1,50 @@
+"""Verified provenance of OCI packages: signatures and attestations, checked before any
+byte of the package is used.
+
+    _formats   legacy cosign simplesigning and Sigstore bundle v0.3 (DSSE, in-toto) parsing
+    _keys      public keys from PEM files (ECDSA P-256/P-384, Ed25519, RSA); keyed signing
+    _keyless   certificate identities; sigstore-python (optional extra) for keyless bundles
+    _policy    Signer, Policy, the built-in wasi:* policy, policy lookup in the config
+    _verify    evaluate(candidates, policy, subject) -> Verified, or a SignatureError
+    _store     the verified-result cache per manifest digest
+    _sign      keyed v0.3 bundles for ``publish --sign-key``
+
+Discovery (referrers API, fallback tag, legacy ``.sig`` tag) is the OCI backend's
+``backends/oci_provenance``. ``verify_release_flow`` ties them together.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._policy import Policy, Signer, policy_for
+from ._verify import Verified, evaluate
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .._http import Flow
+    from .._release import Release
+    from .._source import Source
+
+__all__ = ["Policy", "Signer", "Verified", "evaluate", "policy_for", "verify_release_flow", "verify_manifest_flow"]
+
+
+def verify_manifest_flow(ctx: Any, source: Source, subject: str, policy: Policy, what: str) -> Flow[Verified]:
+    """Discover the signatures of manifest ``subject`` and evaluate them against ``policy``:
+    the referrers first; the legacy ``.sig`` tag only when they do not meet it."""
+    from .._errors import SignatureError
+    from ..backends.oci_provenance import legacy_flow, referrers_flow
+
+    d = yield from referrers_flow(ctx, source, subject)
+    if d.candidates:
+        try:
+            return evaluate(d.candidates, policy, subject, what, d.notes)
+        except SignatureError:
+            pass
+    d = yield from legacy_flow(ctx, source, subject, d)
+    return evaluate(d.candidates, policy, subject, what, d.notes)
+
+
+def verify_release_flow(ctx: Any, source: Source, rel: Release, policy: Policy) -> Flow[Verified]:
+    assert rel.manifest_digest is not None
+    return (yield from verify_manifest_flow(ctx, source, rel.manifest_digest, policy,
+                                            f"{rel.package}@{rel.version} from {rel.registry}"))

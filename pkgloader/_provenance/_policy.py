@@ -1,0 +1,146 @@
+"""Provenance policy: who must have signed a package, and what happens when nobody did.
+
+The config's ``[provenance."PATTERN"]`` tables (``PATTERN`` is ``*``, ``NS:*`` or ``NS:NAME``;
+the most specific one that applies wins) hold ``mode`` (``require``, ``warn``, ``off``),
+``signers`` (public keys or keyless identities), and optionally ``registry`` (the policy
+applies only where the package resolves to that registry) and ``trusted_root`` (a Sigstore
+trusted root JSON for keyless signers). Each field is layered like every config key.
+
+The built-in ``wasi:*`` policy (mode ``warn``, registry ``wasi.dev``) accepts GitHub
+artifact attestations made by WebAssembly/WASI's ``publish-proposal.yml`` workflow and the
+keyless cosign signatures made by the archived per-proposal ``WebAssembly/wasi-*``
+repositories. Opt out with ``[provenance."wasi:*"] mode = "off"``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .._config import Config
+    from .._ref import PackageRef
+
+__all__ = ["MODES", "Signer", "Policy", "BUILTIN_POLICIES", "policy_for", "GITHUB_ISSUER"]
+
+MODES = ("require", "warn", "off")
+GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
+SIGNER_KEYS = ("key", "issuer", "san", "san_regex", "source_repository")
+POLICY_KEYS = ("mode", "signers", "registry", "trusted_root")
+
+
+@dataclass(frozen=True)
+class Signer:
+    """One accepted signer: a public key file, or a keyless identity (OIDC issuer plus the
+    certificate's SAN, exactly or by regular expression, and/or its source repository)."""
+
+    key: str | None = None
+    issuer: str | None = None
+    san: str | None = None
+    san_regex: str | None = None
+    source_repository: str | None = None
+
+    @property
+    def keyless(self) -> bool:
+        return self.key is None
+
+    def __str__(self) -> str:
+        if self.key is not None:
+            return f"key {self.key}"
+        parts = [f"issuer {self.issuer}"]
+        if self.san is not None:
+            parts.append(f"identity {self.san}")
+        if self.san_regex is not None:
+            parts.append(f"identity matching {self.san_regex}")
+        if self.source_repository is not None:
+            parts.append(f"source repository {self.source_repository}")
+        return "keyless " + ", ".join(parts)
+
+    def to_json(self) -> dict[str, str]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+    def matches(self, identity: dict[str, str | None]) -> bool:
+        """Does a certificate identity (``issuer``, ``san``, ``source_repository``) match?"""
+        if self.keyless is False or identity.get("issuer") != self.issuer:
+            return False
+        san = identity.get("san") or ""
+        if self.san is not None and san != self.san:
+            return False
+        if self.san_regex is not None and not re.fullmatch(self.san_regex, san):
+            return False
+        if self.source_repository is not None and identity.get("source_repository") != self.source_repository:
+            return False
+        return True
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Signer:
+        return cls(**{k: data[k] for k in SIGNER_KEYS if isinstance(data.get(k), str)})
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The policy that applies to one package."""
+
+    pattern: str
+    mode: str
+    signers: tuple[Signer, ...] = ()
+    registry: str | None = None
+    trusted_root: str | None = None
+    origins: dict[str, str] = field(default_factory=dict)  # field -> where it was set
+
+    def describe_signers(self) -> str:
+        return "; ".join(str(s) for s in self.signers) or "no signer configured"
+
+    def fingerprint(self) -> str:
+        """What a cached verification result depends on: the signers (and the bytes of every
+        key file and of the trusted root), not the mode."""
+        parts: list[Any] = [[s.to_json() for s in self.signers], self.trusted_root]
+        for path in [s.key for s in self.signers if s.key] + ([self.trusted_root] if self.trusted_root else []):
+            try:
+                with open(path, "rb") as f:
+                    parts.append(hashlib.sha256(f.read(1 << 20)).hexdigest())
+            except OSError:
+                parts.append(None)
+        return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+_WASI_ATTESTATION = Signer(issuer=GITHUB_ISSUER, source_repository="https://github.com/WebAssembly/WASI",
+                           san_regex=r"https://github\.com/WebAssembly/WASI/\.github/workflows/publish-proposal\.yml@refs/(tags|heads)/.+")
+_WASI_ARCHIVED = Signer(issuer=GITHUB_ISSUER,
+                        san_regex=r"https://github\.com/WebAssembly/wasi-[a-z0-9-]+/\.github/workflows/[A-Za-z0-9_.-]+\.ya?ml@refs/(tags|heads)/.+")
+
+#: the built-in policies: pattern -> fields (each with the built-in-default origin)
+BUILTIN_POLICIES: dict[str, dict[str, Any]] = {
+    "wasi:*": {
+        "mode": "warn",
+        "registry": "wasi.dev",
+        "signers": [_WASI_ATTESTATION.to_json(), _WASI_ARCHIVED.to_json()],
+    },
+}
+
+
+def _candidates(ref: PackageRef) -> list[str]:
+    return [str(ref), f"{ref.namespace}:*", "*"]
+
+
+def policy_for(config: Config, ref: PackageRef, registry: str) -> Policy | None:
+    """The most specific ``[provenance]`` policy that applies to ``ref`` at ``registry``
+    (a policy naming another registry does not apply), or None."""
+    table = getattr(config, "provenance", None) or {}
+    for pattern in _candidates(ref):
+        fields = table.get(pattern)
+        if not fields:
+            continue
+        reg = fields.get("registry")
+        if reg is not None and reg.value not in ("*", registry):
+            continue
+        mode = fields["mode"].value if "mode" in fields else "require"
+        signers = tuple(Signer.from_json(s) for s in fields["signers"].value) if "signers" in fields else ()
+        root = fields.get("trusted_root")
+        return Policy(pattern, mode, signers, reg.value if reg is not None else None,
+                      root.value if root is not None else None,
+                      {k: str(s.origin) for k, s in fields.items()})
+    return None
