@@ -56,7 +56,7 @@ T = TypeVar("T")
 
 LAYERS = ("default", "global", "project", "env", "flag")
 BUILTIN_NAMESPACES = {"wasi": "wasi.dev", "ba": "bytecodealliance.org"}
-KNOWN_BACKENDS = ("oci", "local", "warg")
+KNOWN_BACKENDS = ("oci", "local", "warg", "oci-layout")
 SECRET_MASK = "********"
 
 # ---------------------------------------------------------------------------------------
@@ -179,6 +179,26 @@ class RegistryConfig:
     name: str
     default: Setting[str] | None = None
     backends: dict[str, dict[str, Setting[Any]]] = field(default_factory=dict)
+    #: why the entry is unusable (each also a warning when the config was loaded), as wkg
+    #: fails only the registry concerned; empty when it is fine
+    problems: list[str] = field(default_factory=list)
+    #: backend tables of other tools (wkg allows any name), ignored
+    other_backends: list[str] = field(default_factory=list)
+
+    def check_usable(self) -> None:
+        """Raise ``ConfigError`` (``registry-unusable``) repeating why this registry's
+        config entry cannot be used."""
+        problems = list(self.problems)
+        if not problems and not self.backends and self.default is None and self.other_backends:
+            problems.append(f"its only backend table ({', '.join(self.other_backends)}) is not one pkgloader speaks")
+        if problems:
+            raise ConfigError(
+                f"registry {self.name!r} cannot be used: its config entry is invalid",
+                details=problems,
+                hint=f'fix [registry."{self.name}"] (pkgloader speaks the oci, local and warg backends), '
+                     "or map the package to another registry",
+                code="registry-unusable",
+            )
 
     def default_backend(self) -> str | None:
         """The explicit ``default``/``type``, else the only configured backend."""
@@ -305,6 +325,8 @@ class Config:
     project_root: Path | None = None
     files: list[tuple[str, Path, bool]] = field(default_factory=list)  # (layer, path, found)
     warnings: list[str] = field(default_factory=list)
+    #: [provenance] policies: pattern -> field -> Setting (see _provenance._policy; built-in wasi:*)
+    provenance: dict[str, dict[str, Setting[Any]]] = field(default_factory=dict)
     #: what Config.load was given (cwd, flag files, --registry): the warm-fetch memo key
     load_inputs: tuple[str, tuple[str, ...], str | None] | None = None
 
@@ -315,6 +337,9 @@ class Config:
         cfg = cls()
         for ns, reg in BUILTIN_NAMESPACES.items():
             cfg.fallback_namespace_registries[ns] = Setting(reg, DEFAULT_ORIGIN)
+        from ._provenance._policy import builtin_fields  # the built-in wasi:* provenance policy
+
+        cfg.provenance = builtin_fields()
         return cfg
 
     @classmethod
@@ -390,6 +415,19 @@ class Config:
                     cfg.settings, cache_dir=Setting(Path(value).expanduser(), Origin("env", var))
                 )
                 break
+
+        mirrors_env = env.get("PKGLOADER_MIRRORS")
+        if mirrors_env:  # [REGISTRY=]MIRROR[,MIRROR...] groups separated by ';' (see _mirrorconfig)
+            from ._mirrorconfig import parse_env_mirrors
+
+            try:
+                parsed_mirrors = parse_env_mirrors(mirrors_env)
+            except ValueError as exc:
+                raise ConfigError(f"invalid PKGLOADER_MIRRORS: {exc}", details=["set by: environment variable PKGLOADER_MIRRORS"],
+                                  hint="write [REGISTRY=]HOST[:PORT][/PREFIX][,...] groups separated by ';'") from None
+            for name, mirror_list in parsed_mirrors.items():
+                mrc = cfg.registries.setdefault(name, RegistryConfig(name))
+                mrc.backends.setdefault("oci", {})["mirrors"] = Setting(mirror_list, Origin("env", "PKGLOADER_MIRRORS"))
 
         from ._proxy import from_environment
 
@@ -548,6 +586,8 @@ class Config:
         out["pkgloader"] = pk
         if self.dependencies:
             out["dependencies"] = {k: show(s) for k, s in sorted(self.dependencies.items())}
+        if self.provenance:  # [provenance] policies, field by field (see _provenance._policy)
+            out["provenance"] = {p: {k: show(s) for k, s in sorted(f.items())} for p, f in sorted(self.provenance.items())}
         return out
 
 
@@ -581,6 +621,10 @@ def _redact_proxy(value: str) -> str:
 
 
 def _mask(backend: str, key: str, value: Any) -> Any:
+    if backend == "oci" and key == "mirrors":
+        from ._mirrorconfig import mask_mirrors
+
+        return mask_mirrors(value)
     if backend == "oci" and key == "auth":
         if isinstance(value, dict):
             return {"username": value.get("username"), "password": SECRET_MASK}
@@ -1040,9 +1084,10 @@ def validate_registry_name(value: str, origin: Origin) -> str:
     return value
 
 
-_TOP_KEYS = ("default_registry", "namespace_registries", "package_registry_overrides", "registry", "pkgloader", "dependencies")
+_TOP_KEYS = ("default_registry", "namespace_registries", "package_registry_overrides", "registry", "pkgloader", "dependencies",
+             "provenance")  # provenance: see _provenance._policy
 _OCI_KEYS = ("auth", "protocol", "accept_invalid_certificates", "extra_root_certificates", "client_certificate",
-             "client_key")
+             "client_key", "mirrors", "mirror_fallback")  # mirrors: see _mirrorconfig
 _LOCAL_KEYS = ("root",)
 _WARG_KEYS = ("url", "auth_token", "config_file", "signing_key")
 #: names an excerpt may start with in a file that holds secrets (see _plainly_safe)
@@ -1194,6 +1239,11 @@ class _Loader:
         if "pkgloader" in data:
             self.settings(data["pkgloader"])
 
+        if "provenance" in data:  # signature policies (see _provenance._policy)
+            from ._provenance._policy import load_config_table
+
+            load_config_table(self, data["provenance"])
+
         if "dependencies" in data:
             deps = data["dependencies"]
             self.expect(["dependencies"], deps, dict, "a table")
@@ -1234,35 +1284,77 @@ class _Loader:
         return RegistryMapping(reg, meta)
 
     def registry(self, name: str, rtable: Any) -> None:
+        # As in wkg, a bad [registry."NAME"] entry fails that registry only: each problem is a
+        # warning naming file, line and key, and using the registry is an error repeating it
+        # (RegistryConfig.check_usable). Unknown top-level keys and TOML errors stay errors.
         kp = ["registry", name]
-        self.registry_name(kp, name)
-        self.expect(kp, rtable, dict, "a table")
         rc = self.cfg.registries.setdefault(name, RegistryConfig(name))
+        try:
+            if name != "*":  # [registry."*"]: mirrors for every registry (see _mirrorconfig)
+                self.registry_name(kp, name)
+            self.expect(kp, rtable, dict, "a table")
+        except ConfigError as exc:
+            self.tolerate(rc, exc)
+            return
         for key, value in rtable.items():
-            kpk = kp + [key]
-            if key in ("default", "type"):
-                self.expect(kpk, value, str, 'a backend name ("oci", "local" or "warg")')
-                if value not in KNOWN_BACKENDS:
-                    raise self.fail(kpk, f"unknown backend {value!r}", _did_you_mean(value, KNOWN_BACKENDS) or "use oci, local or warg")
-                rc.default = Setting(value, self.origin(kpk))
-                continue
-            if key not in KNOWN_BACKENDS:
-                if key in _OCI_KEYS + _LOCAL_KEYS + ("auth_token", "url"):
-                    backend = "oci" if key in _OCI_KEYS else "local" if key in _LOCAL_KEYS else "warg"
-                    raise self.fail(kpk, f"{key!r} must be inside a backend table",
-                                    f'move it under [registry."{name}".{backend}]')
+            try:
+                self.registry_key(rc, name, key, value)
+            except ConfigError as exc:
+                self.tolerate(rc, exc)
+
+    def tolerate(self, rc: RegistryConfig, exc: ConfigError, *, unusable: bool = True) -> None:
+        where = exc.details[0].removeprefix("in ") if exc.details else self.source
+        problem = f"{exc.message} ({where})"
+        if unusable:
+            rc.problems.append(problem)
+            effect = f"registry {rc.name!r} cannot be used until this is fixed; other registries are unaffected"
+        else:
+            effect = "pkgloader ignores it"
+        self.cfg.warnings.append(f"{problem}: {effect}" + (f" (hint: {exc.hint})" if exc.hint else ""))
+
+    def registry_key(self, rc: RegistryConfig, name: str, key: str, value: Any) -> None:
+        kpk = ["registry", name, key]
+        if key in ("default", "type"):
+            self.expect(kpk, value, str, 'a backend name ("oci", "local" or "warg")')
+            if value not in KNOWN_BACKENDS:
+                raise self.fail(kpk, f"unknown backend {value!r}", _did_you_mean(value, KNOWN_BACKENDS) or "use oci, local or warg")
+            rc.default = Setting(value, self.origin(kpk))
+            return
+        if key not in KNOWN_BACKENDS:
+            if key in _OCI_KEYS + _LOCAL_KEYS + ("auth_token", "url"):
+                backend = "oci" if key in _OCI_KEYS else "local" if key in _LOCAL_KEYS else "warg"
+                raise self.fail(kpk, f"{key!r} must be inside a backend table",
+                                f'move it under [registry."{name}".{backend}]')
+            if not isinstance(value, dict):
                 raise self.unknown(kpk, ("default", "type", *KNOWN_BACKENDS), "registry key")
-            self.expect(kpk, value, dict, "a table")
-            allowed = {"oci": _OCI_KEYS, "local": _LOCAL_KEYS, "warg": _WARG_KEYS}[key]
-            table = rc.backends.setdefault(key, {})
-            for bkey, bval in value.items():
-                bkp = kpk + [bkey]
+            # another tool's backend table (wkg allows any): ignored unless it is the only one
+            rc.other_backends.append(key)
+            hint = _did_you_mean(key, KNOWN_BACKENDS)
+            self.tolerate(rc, self.fail(kpk, f"backend table {key!r} is not one pkgloader speaks (oci, local, warg)", hint),
+                          unusable=False)
+            return
+        self.expect(kpk, value, dict, "a table")
+        allowed = {"oci": _OCI_KEYS, "local": _LOCAL_KEYS, "warg": _WARG_KEYS, "oci-layout": _LOCAL_KEYS}[key]
+        table = rc.backends.setdefault(key, {})
+        for bkey, bval in value.items():
+            bkp = kpk + [bkey]
+            try:
                 if bkey not in allowed:
                     raise self.unknown(bkp, allowed, f"{key} key")
                 table[bkey] = Setting(self.backend_value(key, bkp, bval), self.origin(bkp))
+            except ConfigError as exc:
+                self.tolerate(rc, exc)
 
     def backend_value(self, backend: str, kp: list[str], value: Any) -> Any:
         key = kp[-1]
+        if backend == "oci" and key in ("mirrors", "mirror_fallback"):  # registry mirrors (_mirrorconfig)
+            from . import _mirrorconfig
+
+            def fail(sub: list[str], message: str, hint: str | None) -> ConfigError:
+                return self.fail(kp + sub, message, hint)
+
+            check = _mirrorconfig.check_mirrors if key == "mirrors" else _mirrorconfig.check_fallback
+            return check(value, fail)
         if backend == "oci":
             if key == "auth":
                 if isinstance(value, dict):
@@ -1316,7 +1408,7 @@ class _Loader:
                             raise self.fail(ckp + ["data"], "DER certificate data must be base64") from None
                     out.append({"encoding": enc, "data": data})
                 return out
-        if backend == "local" and key == "root":
+        if backend in ("local", "oci-layout") and key == "root":
             self.expect(kp, value, str, "a directory path")
             root = Path(value).expanduser()
             if not root.is_absolute():

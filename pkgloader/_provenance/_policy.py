@@ -144,3 +144,86 @@ def policy_for(config: Config, ref: PackageRef, registry: str) -> Policy | None:
                       root.value if root is not None else None,
                       {k: str(s.origin) for k, s in fields.items()})
     return None
+
+
+# ---------------------------------------------------------------------------------------
+# the [provenance] config table (called by _config's loader; each field keeps its origin)
+
+
+def builtin_fields() -> dict[str, dict[str, Any]]:
+    """The built-in policies as config fields: pattern -> field -> Setting."""
+    from .._config import DEFAULT_ORIGIN, Setting
+
+    return {pattern: {k: Setting(v, DEFAULT_ORIGIN) for k, v in fields.items()}
+            for pattern, fields in BUILTIN_POLICIES.items()}
+
+
+_PATTERN_RE = re.compile(r"\*|[a-z][a-z0-9]*(?:-[a-z][a-z0-9]*)*:(?:\*|[a-z][a-z0-9]*(?:-[a-z][a-z0-9]*)*)")
+
+
+def load_config_table(loader: Any, table: Any) -> None:
+    """Validate ``[provenance]`` and merge it field by field into ``loader.cfg.provenance``."""
+    from pathlib import Path
+
+    from .._config import Setting
+
+    loader.expect(["provenance"], table, dict, 'a table of policies, e.g. [provenance."my-org:*"]')
+    target = loader.cfg.provenance
+    for pattern, ptable in table.items():
+        kp = ["provenance", pattern]
+        if not _PATTERN_RE.fullmatch(pattern):
+            raise loader.fail(kp, f"invalid policy pattern {pattern!r}",
+                              'write "*", "NAMESPACE:*" or "NAMESPACE:NAME", e.g. [provenance."wasi:*"]')
+        loader.expect(kp, ptable, dict, "a table with mode and signers")
+        fields = target.setdefault(pattern, {})
+        for key, value in ptable.items():
+            fkp = kp + [key]
+            if key not in POLICY_KEYS:
+                raise loader.unknown(fkp, POLICY_KEYS, "provenance key")
+            if key == "mode":
+                loader.expect(fkp, value, str, '"require", "warn" or "off"')
+                if value not in MODES:
+                    raise loader.fail(fkp, f"mode must be \"require\", \"warn\" or \"off\", got {value!r}")
+            elif key == "registry":
+                loader.expect(fkp, value, str, 'a registry name, or "*" for any')
+                if value != "*":
+                    value = loader.registry_name(fkp, value)
+            elif key == "trusted_root":
+                loader.expect(fkp, value, str, "the path of a Sigstore trusted root JSON file")
+                p = Path(value).expanduser()
+                value = str(p if p.is_absolute() else loader.base_dir / p)
+            else:  # signers
+                loader.expect(fkp, value, list, "an array of signer tables ({ key = \"FILE\" } or { issuer = ..., san = ... })")
+                signers = []
+                for i, s in enumerate(value):
+                    skp = fkp + [str(i)]
+                    loader.expect(skp, s, dict, 'a table { key = "FILE" } or { issuer = "URL", san = "..." }')
+                    for sk, sv in s.items():
+                        if sk not in SIGNER_KEYS:
+                            raise loader.unknown(skp + [sk], SIGNER_KEYS, "signer key")
+                        loader.expect(skp + [sk], sv, str, "a string")
+                    if "key" in s:
+                        if len(s) > 1:
+                            raise loader.fail(skp, "a signer is either a key or a keyless identity, not both",
+                                              "write two signers")
+                        p = Path(s["key"]).expanduser()
+                        signers.append({"key": str(p if p.is_absolute() else loader.base_dir / p)})
+                        continue
+                    if "issuer" not in s:
+                        raise loader.fail(skp, "a keyless signer needs issuer (the OIDC issuer URL)",
+                                          'e.g. issuer = "https://token.actions.githubusercontent.com"')
+                    if not any(k in s for k in ("san", "san_regex", "source_repository")):
+                        raise loader.fail(skp, "a keyless signer needs san, san_regex or source_repository",
+                                          "an issuer alone would accept anyone it issues certificates to")
+                    if "san_regex" in s:
+                        try:
+                            re.compile(s["san_regex"])
+                        except re.error as exc:
+                            raise loader.fail(skp + ["san_regex"], f"invalid regular expression: {exc}") from None
+                    signers.append(dict(s))
+                value = signers
+            fields[key] = Setting(value, loader.origin(fkp))
+
+
+def fields_to_dict(fields: dict[str, Any], show: Any) -> dict[str, Any]:
+    return {k: show(s) for k, s in sorted(fields.items())}

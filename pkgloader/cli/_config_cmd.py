@@ -121,6 +121,11 @@ def cmd_show(args: argparse.Namespace) -> int:
         out.append("[dependencies]")
         for key, entry in data["dependencies"].items():
             out.append(_line(key, entry, args.origin))
+    for pattern, fields in data.get("provenance", {}).items():  # signature policies (README, Provenance)
+        out.append("")
+        out.append(f"[provenance.{json.dumps(pattern)}]")
+        for key, entry in fields.items():
+            out.append(_line(key, entry, args.origin))
     sys.stdout.write("\n".join(out).lstrip("\n") + "\n")
     return 0
 
