@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, TypeVar
 
 from ._config import Config
-from ._engine import Engine, FetchResult, Progress, as_ref, as_spec, parse_publish_target
+from ._engine import Engine, FetchResult, OutputStatus, Progress, as_ref, as_spec, parse_publish_target
 from ._errors import PackageNotFound
 from ._ref import PackageRef, PackageSpec
 from ._release import Release, VersionInfo
@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ._stdhttp import StdTransport
     from .backends.oci import PublishResult
 
-__all__ = ["Client", "AsyncClient", "FetchResult"]
+__all__ = ["Client", "AsyncClient", "FetchResult", "OutputStatus"]
 
 T = TypeVar("T")
 SpecLike = PackageSpec | PackageRef | str
@@ -160,6 +160,12 @@ class Client(_Base):
         s = as_spec(spec)
         return self._run(self._registry(s), self.engine.fetch_flow(s, dest, overwrite))
 
+    def check(self, spec: SpecLike, dest: PathLike | None = None) -> OutputStatus:
+        """What :meth:`fetch` would do to its output, without downloading or writing anything:
+        ``OutputStatus.state`` is ``"up-to-date"``, ``"missing"`` or ``"different"``."""
+        s = as_spec(spec)
+        return self._run(self._registry(s), self.engine.check_flow(s, dest))
+
     def fetch_many(self, specs: Iterable[SpecLike], dest_dir: PathLike | None = None, *,
                    overwrite: bool = False) -> list[FetchResult]:
         """Fetch several packages concurrently (bounded by ``max_concurrency``); the same
@@ -254,7 +260,7 @@ class Client(_Base):
     def _resolve_project(self, project: Project, *, unlock: Any, locked: bool) -> ProjectResult:
         from ._project import Provider, finish, missing_digests, resolver_for
 
-        resolver, old = resolver_for(self.engine, project, unlock=unlock)
+        resolver, old = resolver_for(self.engine, project, unlock=unlock, locked=locked)
         provider = Provider(self.engine, project)
         flow = resolver.flow()
         try:
@@ -326,6 +332,11 @@ class AsyncClient(_Base):
     async def fetch(self, spec: SpecLike, dest: PathLike | None = None, *, overwrite: bool = False) -> FetchResult:
         s = as_spec(spec)
         return await self._run(self._registry(s), self.engine.fetch_flow(s, dest, overwrite))
+
+    async def check(self, spec: SpecLike, dest: PathLike | None = None) -> OutputStatus:
+        """The async twin of :meth:`Client.check`."""
+        s = as_spec(spec)
+        return await self._run(self._registry(s), self.engine.check_flow(s, dest))
 
     async def fetch_many(self, specs: Iterable[SpecLike], dest_dir: PathLike | None = None, *,
                          overwrite: bool = False) -> list[FetchResult]:
@@ -409,7 +420,7 @@ class AsyncClient(_Base):
 
         from ._project import Provider, finish, missing_digests, resolver_for
 
-        resolver, old = resolver_for(self.engine, project, unlock=unlock)
+        resolver, old = resolver_for(self.engine, project, unlock=unlock, locked=locked)
         provider = Provider(self.engine, project)
         flow = resolver.flow()
         sem = asyncio.Semaphore(self.config.settings.max_concurrency.value)

@@ -19,6 +19,7 @@ from ._errors import (
     InvalidContent,
     NoMatchingVersion,
     OfflineCacheMiss,
+    OutputExists,
     PackageNotFound,
     UsageError,
     VersionYanked,
@@ -50,12 +51,58 @@ Progress = Callable[[str, int | None], Callable[[int], None]]
 
 @dataclass(frozen=True)
 class FetchResult:
+    """One fetched package: the release, where it was written, whether its content came from
+    the cache (nothing downloaded) and whether the output already held exactly these bytes
+    (``up_to_date``: nothing downloaded, the file left untouched)."""
+
     release: Release
     path: Path | None
     from_cache: bool  # True when no content was downloaded
+    up_to_date: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        return dict(self.release.to_json(), path=str(self.path) if self.path else None, from_cache=self.from_cache)
+        return dict(self.release.to_json(), path=str(self.path) if self.path else None, from_cache=self.from_cache,
+                    up_to_date=self.up_to_date)
+
+
+@dataclass(frozen=True)
+class OutputStatus:
+    """What ``fetch`` would do to one output (``Client.check``; ``fetch --check``): ``state``
+    is ``"up-to-date"`` (it holds the release's verified bytes), ``"missing"`` or
+    ``"different"`` (it holds other bytes). Nothing is downloaded or written to find out."""
+
+    release: Release
+    path: Path
+    state: str
+
+    @property
+    def up_to_date(self) -> bool:
+        return self.state == "up-to-date"
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.release.to_json(), path=str(self.path), state=self.state)
+
+
+def holds_release(path: str | os.PathLike[str], rel: Release) -> bool:
+    """Whether the regular file at ``path`` holds exactly ``rel``'s content (size first, then
+    the digest of every byte). False when it cannot be read."""
+    import hashlib
+
+    try:
+        with open(path, "rb", buffering=0) as f:
+            st = os.fstat(f.fileno())
+            if rel.size is not None and st.st_size != rel.size:
+                return False
+            if rel.digest.algorithm != "sha256":
+                return False
+            h = hashlib.sha256()
+            buf = bytearray(1 << 20)
+            view = memoryview(buf)
+            while k := f.readinto(buf):
+                h.update(view[:k])
+            return h.hexdigest() == rel.digest.hex
+    except OSError:
+        return False
 
 
 def as_spec(spec: PackageSpec | PackageRef | str) -> PackageSpec:
@@ -358,7 +405,16 @@ class Engine:
         # before any download: an existing output needs --overwrite, and only a regular file
         # (or a link to one) is ever replaced (see check_output)
         would = [f"would write {rel.package}@{rel.version} ({rel.digest.short})"]
-        check_output(out, overwrite=overwrite, details=would, hint=_OUTPUT_HINT)
+        # only a regular file (or a link to one) is ever replaced (see check_output); one that
+        # already holds these very bytes is up to date: not downloaded, not touched
+        target = check_output(out, overwrite=True, details=would, hint=_OUTPUT_HINT)
+        if os.path.lexists(target):
+            if holds_release(target, rel):
+                if spec.exact_version is not None:
+                    self._remember(spec, rel)
+                return FetchResult(rel, out, True, up_to_date=True)
+            if not overwrite:
+                raise OutputExists.at(out, [*would, "it holds other content"])
         cached = yield from self.ensure_content_flow(rel, source)
         # a large download is linked, not copied, to the output: written to disk once
         share = not cached and rel.size is not None and rel.size >= SHARE_MIN
@@ -387,6 +443,15 @@ class Engine:
             "size": rel.size, "registry": rel.registry, "file_name": rel.file_name,
             "fsync": self.cache.durable,
         })
+
+    def check_flow(self, spec: PackageSpec, dest: str | os.PathLike[str] | None) -> Flow[OutputStatus]:
+        """What ``fetch_flow`` would do to its output, without downloading or writing."""
+        rel, _source = yield from self.resolve_flow(spec)
+        out = self.output_path(rel, dest)
+        target = check_output(out, overwrite=True, details=[], hint=_OUTPUT_HINT)
+        if not os.path.lexists(target):
+            return OutputStatus(rel, out, "missing")
+        return OutputStatus(rel, out, "up-to-date" if holds_release(target, rel) else "different")
 
     def content_flow(self, spec: PackageSpec) -> Flow[tuple[Release, Path]]:
         """Resolve and cache; return the verified cache path (read-only; do not modify)."""

@@ -20,7 +20,12 @@ def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> Non
                    help="package reference, e.g. wasi:http@0.2 (requirement: Cargo rules); none in a project = sync")
     f.add_argument("-o", "--output", metavar="PATH|DIR/",
                    help="output file (one REF) or directory (ends with / or exists)")
-    f.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    f.add_argument("--overwrite", action="store_true",
+                   help="replace existing output files that hold other bytes (one that holds these bytes is "
+                        "up to date and left untouched either way)")
+    f.add_argument("--check", action="store_true",
+                   help="write nothing: report whether every output holds the release it selects "
+                        "(exit 0 when all are up to date, 7 output-out-of-date otherwise)")
     f.add_argument("--offline", action="store_true", help="use only the local cache; fail on a miss")
     f.add_argument("--strict", action="store_true", help="require the CNCF Wasm OCI artifact layout")
     f.add_argument("--json", action="store_true", help="machine-readable output")
@@ -85,6 +90,8 @@ def cmd_fetch(args: argparse.Namespace) -> int:
                          hint="end the path with / to write into a directory")
     from .._errors import FetchManyError, PkgLoaderError
 
+    if args.check:
+        return _check(args, specs, output)
     progress = None if (args.quiet or args.json) else progress_factory()
     failed: FetchManyError | None = None
     try:
@@ -104,6 +111,12 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     fetched = [o for _, o in outcomes if not isinstance(o, PkgLoaderError)]
     if args.json:
         out: dict[str, Any] = {"fetched": [dict(r.to_json(), path=_shown(r.path)) for r in fetched]}
+        from ..backends._mirrors import served_by  # with registry mirrors: who served each package
+
+        for entry in out["fetched"]:
+            where = served_by(client.engine, entry["package"], entry["version"])
+            if where:
+                entry["served_by"] = where
         if failed is not None:
             out["errors"] = [dict(err.to_json(), package=spec) for spec, err in failed.errors]
         emit_json(out)
@@ -112,13 +125,65 @@ def cmd_fetch(args: argparse.Namespace) -> int:
             sys.stderr.write(f"{spec}: {o.render()}\n")
             continue
         if not args.json:
-            how = "cached" if o.from_cache else "fetched"
+            how = "up to date" if o.up_to_date else "cached" if o.from_cache else "fetched"
             sys.stdout.write(f"{_shown(o.path)}\n")
             _say(args, f"{how} {o.release.package}@{o.release.version} ({o.release.digest.short}, "
                        f"{_size(o.release.size)}) from {o.release.registry}")
     if failed is not None:
         _say(args, f"{len(failed.errors)} of {len(outcomes)} packages failed")
         return failed.exit_code
+    return 0
+
+
+def _check(args: argparse.Namespace, specs: list[Any], output: str | None) -> int:
+    """``fetch --check``: resolve each REF and compare its output; write nothing."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .._client import _distinct
+    from .._errors import OutputOutOfDate, PkgLoaderError
+
+    parsed = _distinct(specs)
+    dest = output if len(parsed) == 1 else (output or ".").rstrip("/\\") + "/"
+
+    with _client(args) as client:
+        def one(spec: Any) -> Any:
+            try:
+                return client.check(spec, dest)
+            except PkgLoaderError as exc:
+                return exc
+
+        with ThreadPoolExecutor(max_workers=min(8, len(parsed)) or 1, thread_name_prefix="pkgloader") as pool:
+            outcomes = list(zip((str(s) for s in parsed), pool.map(one, parsed)))
+    errors = [(spec, o) for spec, o in outcomes if isinstance(o, PkgLoaderError)]
+    statuses = [o for _, o in outcomes if not isinstance(o, PkgLoaderError)]
+    stale = [st for st in statuses if not st.up_to_date]
+    if args.json:
+        out: dict[str, Any] = {"checked": [dict(st.to_json(), path=_shown(st.path)) for st in statuses]}
+        if errors:
+            out["errors"] = [dict(err.to_json(), package=spec) for spec, err in errors]
+        emit_json(out)
+    words = {"up-to-date": "up to date", "missing": "would write (missing)",
+             "different": "would replace (it holds other bytes; needs --overwrite)"}
+    for spec, o in outcomes:
+        if isinstance(o, PkgLoaderError):
+            sys.stderr.write(f"{spec}: {o.render()}\n")
+        elif not args.json:
+            sys.stdout.write(f"{_shown(o.path)}\n")
+            _say(args, f"{words[o.state]} {o.release.package}@{o.release.version} ({o.release.digest.short}, "
+                       f"{_size(o.release.size)})")
+    if errors:
+        from .._errors import SEVERITY
+
+        worst = min((e for _, e in errors), key=lambda e: SEVERITY.index(e.exit_code)
+                    if e.exit_code in SEVERITY else len(SEVERITY))
+        return worst.exit_code
+    if stale:
+        err = OutputOutOfDate(f"{len(stale)} of {len(statuses)} outputs are not up to date",
+                              details=[f"{_shown(st.path)}: {st.state}" for st in stale],
+                              hint="run the same fetch without --check to write them")
+        if not args.json:
+            sys.stderr.write(err.render() + "\n")
+        return err.exit_code
     return 0
 
 
@@ -142,8 +207,9 @@ def _fetch_project(args: argparse.Namespace) -> int:
         raise UsageError("fetch needs at least one REF outside a project",
                          hint="name a package (pkgloader fetch wasi:http@0.2), or run it in a project with "
                               "pkgloader.toml, [tool.pkgloader] in pyproject.toml or a wit/ directory")
-    if args.output or args.overwrite or args.strict:
-        raise UsageError("-o, --overwrite and --strict apply to named packages; a project syncs into wit/deps/")
+    if args.output or args.overwrite or args.strict or args.check:
+        raise UsageError("-o, --overwrite, --check and --strict apply to named packages; a project syncs into "
+                         "wit/deps/", hint="pkgloader sync --locked checks a project without changing its lock")
     args.lock = args.wit = None
     args.locked = args.frozen = False
     return _project_cmd.cmd_sync(args)

@@ -44,4 +44,4 @@ def test_zsh_and_fish_scripts_name_every_command(run_cli: Callable[..., Any]) ->
     fish = run_cli("completion", "fish").out
     for cmd in ("fetch", "versions", "info", "publish", "lock", "sync", "update", "config", "cache", "completion"):
         assert f" -a {cmd} " in fish
-    assert "__fish_seen_subcommand_from fetch' -l overwrite -d 'replace existing output files'" in fish
+    assert "__fish_seen_subcommand_from fetch' -l check -d 'write nothing: report whether every output holds the release it selects (exit 0 when all are up to date, 7 output-out-of-date otherwise)'" in fish

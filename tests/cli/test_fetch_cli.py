@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -27,12 +28,29 @@ def test_fetch_default_output_name(registry, registry_config, wit_package, run_c
     assert r.out == f"{out}\n"
     assert out.read_bytes() == files["0.2.0"].read_bytes()
     assert r.err.startswith("fetched test:app@0.2.0 (sha256:")
+    # a re-run is success: the output holds these bytes already (untouched, not downloaded)
+    before = os.stat(out)
+    registry.mark()
+    r = run_cli("fetch", "test:app")
+    assert (r.code, r.out) == (0, f"{out}\n")
+    assert r.err.startswith("up to date test:app@0.2.0 (sha256:")
+    assert os.stat(out).st_mtime_ns == before.st_mtime_ns and os.stat(out).st_ino == before.st_ino
+    assert [m for m, p in registry.requests() if "/blobs/" in p] == []
+    r = run_cli("fetch", "test:app", "--overwrite")
+    assert r.code == 0 and r.err.startswith("up to date test:app@0.2.0")
+    assert os.stat(out).st_ino == before.st_ino
+    # other bytes still need --overwrite
+    out.write_bytes(b"the user's own")
     r = run_cli("fetch", "test:app")
     assert r.code == 7
-    assert r.err.startswith(f"error[output-exists]: '{out}' already exists; not overwriting it\n")
-    assert "hint: pass --overwrite to replace it, or choose another path with -o" in r.err
+    assert r.err == (f"error[output-exists]: '{out}' already exists; not overwriting it\n"
+                     f"  would write test:app@0.2.0 (sha256:{hashlib.sha256(files['0.2.0'].read_bytes()).hexdigest()[:12]})\n"
+                     "  it holds other content\n"
+                     "  hint: pass --overwrite to replace it, or choose another path with -o\n")
+    assert out.read_bytes() == b"the user's own"
     r = run_cli("fetch", "test:app", "--overwrite")
     assert r.code == 0 and r.err.startswith("cached test:app@0.2.0")
+    assert out.read_bytes() == files["0.2.0"].read_bytes()
 
 
 def test_fetch_json_and_many(registry, registry_config, wit_package, run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -136,3 +154,71 @@ def test_cache_commands(registry, registry_config, wit_package, run_cli) -> None
     assert run_cli("cache", "list", "--json").json()["releases"] == []
     r = run_cli("cache", "clean", "--older-than", "soon")
     assert r.code == 2 and "invalid duration 'soon'" in r.err
+
+
+def test_fetch_check_reports_without_writing(registry, registry_config, wit_package, run_cli,  # type: ignore[no-untyped-def]
+                                             tmp_path: Path) -> None:
+    files = setup(registry, registry_config, wit_package, run_cli)
+    deps = tmp_path / "deps"
+    a, b = deps / "test_app@0.1.0.wasm", deps / "test_app@0.2.0.wasm"
+    digest = {v: hashlib.sha256(files[v].read_bytes()).hexdigest()[:12] for v in ("0.1.0", "0.2.0")}
+    # nothing there yet: both would be written; nothing is (not even the directory)
+    r = run_cli("fetch", "--check", "test:app@=0.1.0", "test:app@0.2", "-o", f"{deps}/")
+    assert r.code == 7
+    assert r.out == f"{a}\n{b}\n"
+    assert r.err == (f"would write (missing) test:app@0.1.0 (sha256:{digest['0.1.0']}, 948 bytes)\n"
+                     f"would write (missing) test:app@0.2.0 (sha256:{digest['0.2.0']}, 948 bytes)\n"
+                     "error[output-out-of-date]: 2 of 2 outputs are not up to date\n"
+                     f"  {a}: missing\n  {b}: missing\n"
+                     "  hint: run the same fetch without --check to write them\n")
+    assert not deps.exists()
+    assert run_cli("fetch", "test:app@=0.1.0", "test:app@0.2", "-o", f"{deps}/", "-q").code == 0
+    # current: exit 0; the same REF twice is checked once
+    r = run_cli("fetch", "--check", "test:app@=0.1.0", "test:app@0.2", "test:app@0.2", "-o", f"{deps}/")
+    assert (r.code, r.out) == (0, f"{a}\n{b}\n")
+    assert r.err == (f"up to date test:app@0.1.0 (sha256:{digest['0.1.0']}, 948 bytes)\n"
+                     f"up to date test:app@0.2.0 (sha256:{digest['0.2.0']}, 948 bytes)\n")
+    # other bytes in one output: named, exit 7, the file untouched; --json has every state
+    b.write_bytes(b"edited")
+    r = run_cli("fetch", "--check", "test:app@=0.1.0", "test:app@0.2", "-o", f"{deps}/", "--json")
+    assert r.code == 7
+    doc = r.json()
+    assert [(e["path"], e["state"], e["version"]) for e in doc["checked"]] == [
+        (str(a), "up-to-date", "0.1.0"), (str(b), "different", "0.2.0")]
+    assert "errors" not in doc and b.read_bytes() == b"edited"
+    # an error in one REF: reported with its own code, the others still checked
+    r = run_cli("fetch", "--check", "test:app@=0.1.0", "test:nope", "-o", f"{deps}/")
+    assert r.code == 3 and r.out == f"{a}\n"
+    assert r.err.startswith(f"up to date test:app@0.1.0 (sha256:{digest['0.1.0']}, 948 bytes)\n"
+                            "test:nope: error[package-not-found]: ")
+    # --check of a project is a usage error that says what to use
+    r = run_cli("fetch", "--check")
+    assert r.code == 2
+
+
+def test_client_check_and_up_to_date_results(registry, registry_config, wit_package, run_cli,  # type: ignore[no-untyped-def]
+                                             tmp_path: Path) -> None:
+    import asyncio
+
+    from pkgloader import AsyncClient, Client, OutputStatus
+
+    files = setup(registry, registry_config, wit_package, run_cli)
+    out = tmp_path / "x.wasm"
+    with Client() as c:
+        st = c.check("test:app@0.1", out)
+        assert isinstance(st, OutputStatus) and (st.state, st.up_to_date, st.path) == ("missing", False, out)
+        first = c.fetch("test:app@0.1", out)
+        assert (first.up_to_date, first.to_json()["up_to_date"]) == (False, False)
+        again = c.fetch("test:app@0.1", out)
+        assert (again.up_to_date, again.from_cache) == (True, True)
+        assert c.check("test:app@0.1", out).state == "up-to-date"
+        out.write_bytes(b"x")
+        assert c.check("test:app@0.1", out).to_json()["state"] == "different"
+    assert out.read_bytes() == b"x"
+
+    async def main() -> str:
+        async with AsyncClient() as ac:
+            return (await ac.check("test:app@0.1", out)).state
+
+    assert asyncio.run(main()) == "different"
+    assert files["0.1.0"].read_bytes() != b"x"

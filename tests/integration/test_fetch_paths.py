@@ -214,9 +214,17 @@ def test_cli_warm_fast_path_and_its_fallbacks(registry, registry_config, wit_pac
     assert r.out == f"{tmp_path / 'b.wasm'}\n" and r.err.startswith("cached test:pkg@1.0.0 (sha256:")
     assert (tmp_path / "b.wasm").read_bytes() == want and registry.requests() == []
 
-    # an existing output: the fast path steps aside and the full path refuses with its error
+    # an existing output holding these bytes: up to date, answered by the fast path, untouched
+    mtime = (tmp_path / "b.wasm").stat().st_mtime_ns
+    r = run_cli("fetch", "test:pkg@=1.0.0", "-o", tmp_path / "b.wasm")
+    assert (r.code, calls[-1], r.out) == (0, 0, f"{tmp_path / 'b.wasm'}\n")
+    assert r.err.startswith("up to date test:pkg@1.0.0 (sha256:") and registry.requests() == []
+    assert (tmp_path / "b.wasm").stat().st_mtime_ns == mtime
+    # other bytes there: the fast path steps aside and the full path refuses with its error
+    (tmp_path / "b.wasm").write_bytes(b"other")
     r = run_cli("fetch", "test:pkg@=1.0.0", "-o", tmp_path / "b.wasm")
     assert (r.code, calls[-1]) == (7, None)
+    (tmp_path / "b.wasm").write_bytes(want)
 
     # a config change invalidates the memo: the full path answers (from the cache)
     cfg = Path(os.environ["PKGLOADER_CONFIG"])

@@ -36,6 +36,8 @@ def test_publish_list_fetch(registry, wit_package, tmp_path: Path) -> None:  # t
         res = client.fetch("test:hello", f"{tmp_path}/out/")
         assert res.path == tmp_path / "out" / "test_hello@0.2.0.wasm"
         assert res.path.read_bytes() == wasm2.read_bytes()
+        assert client.fetch("test:hello", f"{tmp_path}/out/").up_to_date  # the same bytes: a re-run is fine
+        res.path.write_bytes(b"other")
         with pytest.raises(OutputExists):
             client.fetch("test:hello", f"{tmp_path}/out/")
         with pytest.raises(NoMatchingVersion) as ei:

@@ -150,6 +150,8 @@ def test_concurrent_overwrite_fetches_of_one_output(registry, registry_config, w
     out = tmp_path / "out" / FILE
     for round in range(3):  # (the race is a matter of timing: one round met it 1 time in 5, 4 rounds 4 in 4)
         cache = tmp_path / f"cache{round}"  # cold every time: each process links its download
+        if out.exists():
+            out.unlink()  # (an output already holding these bytes is up to date: nothing would race)
         env = dict(os.environ, PKGLOADER_CACHE_DIR=str(cache))
         procs = [subprocess.Popen([sys.executable, "-m", "pkgloader", "fetch", REF, "-o", str(out), "--overwrite", "-q"],
                                   cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -203,6 +205,7 @@ def test_a_symbolic_link_output_writes_its_target(registry, registry_config, wit
     r = run_cli("fetch", REF, "-o", link)
     assert (r.code, r.out, r.err) == (7, "", f"error[output-exists]: '{link}' already exists; not overwriting it\n"
                                             f"  would write test:pkg@1.0.0 ({short(data)})\n"
+                                            "  it holds other content\n"
                                             "  hint: pass --overwrite to replace it, or choose another path with -o\n")
     assert real.read_bytes() == b"old"
     for _ in range(2):  # cold, then warm
