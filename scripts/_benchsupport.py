@@ -1,6 +1,13 @@
 """Servers, content generators and the per-measurement runner behind ``scripts/bench.py``.
 
-Self-contained on purpose (the benchmark must not depend on the test suite):
+Two set-ups of servers, one interface (:class:`PlainSetup`, :class:`GhcrSetup`):
+
+* ``ghcr`` (the default) reuses the test suite's ghcr-like registry
+  (``tests/support/ghcr.py``: the token server, docker-registry over TLS with ``auth.token``
+  and a throw-away CA, and ``CdnFront``, which pages tags 100 at a time and answers blob
+  GETs with 307 to a signed URL on a second loopback name), so that scripts and tests share
+  one registry starter, one front and one token server;
+* ``plain`` is self-contained (this module only):
 
 * :class:`Registry` - Debian's ``docker-registry serve`` on ``127.0.0.1:<free port>`` with a
   temporary storage dir, stopped on exit (and killed by the kernel if the benchmark dies:
@@ -44,9 +51,12 @@ from urllib.parse import parse_qs, quote
 
 __all__ = [
     "BenchError",
+    "GhcrSetup",
     "Measurement",
     "PagingProxy",
+    "PlainSetup",
     "Registry",
+    "add_tags",
     "build_wit_package",
     "find_binary",
     "measure",
@@ -137,6 +147,10 @@ class Registry:
     def log_path(self) -> Path:
         return self.workdir / "registry.log"
 
+    @property
+    def storage_dir(self) -> Path:
+        return self.workdir / "storage"
+
     def __enter__(self) -> "Registry":
         return self.start()
 
@@ -145,7 +159,7 @@ class Registry:
 
     def start(self) -> "Registry":
         binary = find_binary("docker-registry")
-        storage = self.workdir / "storage"
+        storage = self.storage_dir
         storage.mkdir(parents=True, exist_ok=True)
         for _attempt in range(5):  # retry only when another process took the free port
             self.port = free_port()
@@ -376,6 +390,211 @@ class PagingProxy:
             if chunked:
                 h.wfile.write(b"0\r\n\r\n")
         h.wfile.flush()
+
+
+# --------------------------------------------------------------------------- set-ups
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def add_tags(storage_dir: Path, repo: str, manifest_digest: str, tags: Sequence[str]) -> None:
+    """Give an already pushed manifest more tags by writing the two link files that
+    distribution's ``PUT /v2/<repo>/manifests/<tag>`` of an existing manifest writes
+    (distribution 2.8 caches no tags, so they are served at once): 1,500 tags in a fraction
+    of a second where 1,500 publishes over TLS take a minute (same trick as
+    ``tests/support/ghcr.py`` ``GhcrLike.push_tags``)."""
+    base = Path(storage_dir) / "docker/registry/v2/repositories" / repo / "_manifests/tags"
+    hex_ = manifest_digest.split(":", 1)[1]
+    for tag in tags:
+        for link in (base / tag / "current/link", base / tag / "index/sha256" / hex_ / "link"):
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.write_text(manifest_digest)
+
+
+def _pkg_config(host: str, *, https: bool, extra: str = "") -> str:
+    return (
+        "[namespace_registries]\n"
+        f'test = {{ registry = "{host}", metadata = {{ preferredProtocol = "oci", oci = {{ registry = "{host}" }} }} }}\n'
+        f'[registry."{host}".oci]\nprotocol = "{"https" if https else "http"}"\n' + extra
+    )
+
+
+class PlainSetup:
+    """docker-registry over plain HTTP, anonymous, and :class:`PagingProxy` in front of it.
+    Fetches go straight to the registry; the warm fetch and the tag list go through the
+    proxy, which counts requests and pages tags."""
+
+    name = "plain"
+    title = "plain HTTP, anonymous (docker-registry; tags paged by a counting proxy)"
+    https = False
+
+    def __init__(self, workdir: Path, *, page_size: int) -> None:
+        self.workdir = Path(workdir)
+        self.page_size = page_size
+        self.registry: Registry | None = None
+        self.proxy: PagingProxy | None = None
+
+    def start(self) -> "PlainSetup":
+        self.registry = Registry(self.workdir / "registry").start()
+        self.proxy = PagingProxy(self.registry.host, page_size=self.page_size).start()
+        return self
+
+    def stop(self) -> None:
+        if self.proxy is not None:
+            self.proxy.stop()
+            self.proxy = None
+        if self.registry is not None:
+            self.registry.stop()
+            self.registry = None
+
+    # hosts: where fetches go, where counted requests go, where seeding pushes
+    @property
+    def fetch_host(self) -> str:
+        assert self.registry is not None
+        return self.registry.host
+
+    @property
+    def counted_host(self) -> str:
+        assert self.proxy is not None
+        return self.proxy.host
+
+    @property
+    def storage_dir(self) -> Path:
+        assert self.registry is not None
+        return self.registry.storage_dir
+
+    def seed_config(self) -> str:
+        return _pkg_config(self.fetch_host, https=False)
+
+    def tool_config(self, host: str) -> str:
+        return _pkg_config(host, https=False)
+
+    # what each tool needs to trust the registry (nothing here)
+    def pkg_env(self) -> dict[str, str]:
+        return {}
+
+    def oras_env(self) -> dict[str, str]:
+        return {"BENCH_ORAS_TLS": "insecure"}
+
+    def skopeo_args(self) -> list[str]:
+        return ["--src-tls-verify=false"]
+
+    def curl_args(self, repo: str) -> list[str]:
+        return []
+
+    def blob_url(self, repo: str, digest: str) -> str:
+        return f"http://{self.fetch_host}/v2/{repo}/blobs/{digest}"
+
+    # counting (only what goes through the proxy)
+    def mark(self) -> None:
+        assert self.proxy is not None
+        self.proxy.mark()
+
+    def counts(self) -> dict[str, Any]:
+        assert self.proxy is not None
+        return {"registry": self.proxy.requests, "tag_pages": self.proxy.tag_pages,
+                "paths": list(self.proxy.paths[:5])}
+
+
+class GhcrSetup:
+    """``tests/support/ghcr.py`` ``GhcrLike``: token server (anonymous pull), docker-registry
+    over TLS with ``auth.token`` and a throw-away CA, and ``CdnFront`` in front (tags paged
+    ``page_size`` at a time, blob GETs answered 307 to a signed URL on ``localhost:<port>``,
+    a second host). Every tool talks to the front; every request is counted at the front,
+    the CDN and the token server. Seeding pushes straight to the registry as ``alice``."""
+
+    name = "ghcr"
+    title = ("HTTPS + token, ghcr-like (TLS with a throw-away CA, anonymous bearer tokens, "
+             "blobs redirected to a second host, tags paged 100 at a time)")
+    https = True
+
+    def __init__(self, workdir: Path, *, page_size: int) -> None:
+        self.workdir = Path(workdir)
+        self.page_size = page_size
+        self.ghcr: Any = None
+
+    def start(self) -> "GhcrSetup":
+        tests = str(REPO_ROOT / "tests")
+        if tests not in sys.path:
+            sys.path.insert(0, tests)
+        try:
+            from support.ghcr import GhcrLike
+        except ImportError as exc:
+            raise BenchError(f"cannot import the test suite's ghcr-like registry from {tests} ({exc}); "
+                             "install the test extra: pip install -e '.[test]'") from None
+        try:
+            self.ghcr = GhcrLike.start(self.workdir / "ghcr", page_size=self.page_size)
+        except RuntimeError as exc:  # RegistryStartError, a missing binary
+            raise BenchError(f"the ghcr-like registry did not start: {exc}") from None
+        return self
+
+    def stop(self) -> None:
+        ghcr, self.ghcr = self.ghcr, None
+        if ghcr is not None:
+            ghcr.close()
+
+    @property
+    def fetch_host(self) -> str:
+        return str(self.ghcr.host)
+
+    @property
+    def counted_host(self) -> str:
+        return str(self.ghcr.host)
+
+    @property
+    def storage_dir(self) -> Path:
+        return Path(self.ghcr.registry.storage_dir)
+
+    @property
+    def ca_path(self) -> Path:
+        return Path(self.ghcr.ca_path)
+
+    @property
+    def cert_dir(self) -> Path:
+        return Path(self.ghcr.registry.cert_dir)
+
+    def seed_config(self) -> str:
+        pem = self.ghcr.ca_pem.replace("\n", "\\n")
+        host = self.ghcr.registry.host
+        return _pkg_config(host, https=True, extra=(
+            f'auth = {{ username = "alice", password = "{self.ghcr.password("alice")}" }}\n'
+            f'extra_root_certificates = [{{ encoding = "pem", data = "{pem}" }}]\n'))
+
+    def tool_config(self, host: str) -> str:
+        return _pkg_config(host, https=True)
+
+    def pkg_env(self) -> dict[str, str]:
+        return {"SSL_CERT_FILE": str(self.ca_path)}
+
+    def oras_env(self) -> dict[str, str]:
+        return {"BENCH_ORAS_TLS": str(self.ca_path), "REQUESTS_CA_BUNDLE": str(self.ca_path)}
+
+    def skopeo_args(self) -> list[str]:
+        return ["--src-cert-dir", str(self.cert_dir)]
+
+    def curl_args(self, repo: str) -> list[str]:
+        """``--cacert``, ``-L`` (curl drops a custom Authorization header on a redirect to
+        another host) and a bearer token fetched now (not timed: curl has no token flow)."""
+        token = self.ghcr.anonymous_token(repo)
+        return ["--cacert", str(self.ca_path), "-L", "-H", f"Authorization: Bearer {token}"]
+
+    def blob_url(self, repo: str, digest: str) -> str:
+        return f"https://{self.fetch_host}/v2/{repo}/blobs/{digest}"
+
+    def mark(self) -> None:
+        self.ghcr.front.mark()
+        self.ghcr.token_server.mark()
+
+    def counts(self) -> dict[str, Any]:
+        front = self.ghcr.front.request_log()
+        cdn = self.ghcr.front.cdn_requests()
+        tokens = self.ghcr.token_server.token_requests()
+        scopes = sorted({sc for t in tokens for sc in t.scopes})
+        return {"registry": len(front), "cdn": len(cdn), "token": len(tokens), "token_scopes": len(scopes),
+                # pages served (a 401 token challenge for the first page is not a page)
+                "tag_pages": sum(1 for r in front if r.method == "GET" and r.path.endswith("/tags/list")
+                                 and r.status == 200),
+                "paths": [f"{r.method} {r.path}" for r in front[:5]]}
 
 
 # --------------------------------------------------------------------------- content

@@ -1,36 +1,55 @@
 #!/usr/bin/env python3
 """pkgloader against its peers, on a real OCI registry on loopback.
 
-    .venv/bin/python scripts/bench.py --quick          # everything but the 1 GiB case
+    .venv/bin/python scripts/bench.py --quick          # ghcr-like HTTPS set-up, all but the 1 GiB case
     .venv/bin/python scripts/bench.py                  # the full run (needs ~4 GiB of free disk)
+    .venv/bin/python scripts/bench.py --setup both     # the HTTPS table, then the plain-HTTP table
+    .venv/bin/python scripts/bench.py --plain          # only the plain-HTTP table
     .venv/bin/python scripts/bench.py --only cold-small,warm-small --runs 9
 
 What it does
 ------------
-1. Starts Debian's ``docker-registry`` on ``127.0.0.1:<free port>`` with a temporary storage
-   dir, and a small proxy in front of it that pages ``tags/list`` 100 tags at a time (this
-   registry does not paginate) and counts the requests it serves.
-2. Seeds it with pkgloader's own ``Client.publish``: a ~40 KB WIT package built with
-   ``wasm-tools component wit DIR --wasm``; synthetic components of 1 MiB, 100 MiB and 1 GiB
-   (the component preamble and one custom section carrying the payload, streamed to disk);
-   50 distinct small WIT packages; one package with 1,500 versions.
+1. Starts the servers of one set-up (``--setup``, default ``ghcr``):
+
+   * ``ghcr`` (default), what every public home of WebAssembly packages looks like: the test
+     suite's ghcr-like registry (``tests/support/ghcr.py``): Debian's ``docker-registry`` over
+     TLS with a throw-away CA and ``auth.token`` against the tests' token server (anonymous
+     pull), behind ``CdnFront``, which pages ``tags/list`` 100 at a time and answers blob GETs
+     with ``307`` to a signed URL on a second loopback host (``localhost:<port>``, a Python
+     TLS server). Every tool gets the CA: pkgloader through ``SSL_CERT_FILE``, oras-py through
+     its ``tls_verify=`` option and ``REQUESTS_CA_BUNDLE``, skopeo through ``--src-cert-dir``,
+     curl through ``--cacert`` (with ``-L`` and an anonymous token fetched before the timed
+     run: curl has no token flow). Requests are counted at the front, the CDN and the token
+     server, per run.
+   * ``plain``: ``docker-registry`` over plain HTTP, anonymous, and a small counting proxy
+     in front of it that pages ``tags/list`` 100 at a time (fetches go straight to the
+     registry; the warm fetch and the tag list through the proxy).
+   * ``both``: ``ghcr``, then ``plain``, one table each, in one run.
+2. Seeds it with pkgloader's own ``Client.publish`` (ghcr: straight to the registry, as a
+   user allowed to push): a ~40 KB WIT package built with ``wasm-tools component wit DIR
+   --wasm``; synthetic components of 1 MiB, 100 MiB and 1 GiB (the component preamble and one
+   custom section carrying the payload, streamed to disk); 50 distinct small WIT packages;
+   one package with 1,500 versions (one publish; the other tags are written into the
+   registry's storage as distribution writes them).
 3. Runs every workload for pkgloader and its peers in alternation (A B C A B C ...), after
    ``--warmup`` discarded rounds, ``--runs`` times. Every measurement is a fresh process,
-   spawned by a tiny helper that reports its wall time and peak RSS (``wait4``); library
-   ("in-process") numbers are timed inside that process: importing the library plus the
-   call (everything but the interpreter start-up; the JSON report splits the two). After a
-   run that wrote 64 MiB or more, its files are deleted and the machine settles (``sync``,
-   0.5 s) before the next tool starts, whichever tool it is.
-4. Prints medians, min-max, the ratio pkgloader/peer per pair and the target, and writes a
+   spawned by a tiny helper that reports its wall time, CPU time (user+sys) and peak RSS
+   (``wait4``); library ("in-process") numbers are timed inside that process: importing the
+   library plus the call (everything but the interpreter start-up; the JSON report splits
+   the two). After a run that wrote 64 MiB or more, its files are deleted and the machine
+   settles (``sync``, 0.5 s) before the next tool starts, whichever tool it is.
+4. Prints medians, min-max, the ratio pkgloader/peer per pair and the target, check rows
+   (request counts, token requests per repository scope, CPU time, peak RSS), and writes a
    JSON report and a Markdown table (default ``bench-results/``, git-ignored).
 
-Peers: oras-py (``oras`` from PyPI; as a process and in-process), ``skopeo copy`` to a
-``dir:``, ``curl -o FILE`` of the raw blob (verifies nothing), ``python -c pass`` (the
-interpreter floor). pkgloader runs as the user runs it: the ``pkgloader`` console script of
-this interpreter's environment (``python -m pkgloader`` when there is none). "Cold" means a
-fresh empty ``PKGLOADER_CACHE_DIR`` and a fresh output path per run; "warm" means a cache
-filled by an earlier (untimed) run. Exact versions (``@=1.0.0``) are fetched, the same
-work as pulling a tag.
+Peers: oras-py (``oras`` from PyPI; as a process and in-process; for several repositories
+its bearer token is dropped between pulls, see ORAS_PULL), ``skopeo copy`` to a ``dir:``,
+``curl -o FILE`` of the raw blob (verifies nothing), ``python -c pass`` (the interpreter
+floor). pkgloader runs as the user runs it: the ``pkgloader`` console script of this
+interpreter's environment (``python -m pkgloader`` when there is none). "Cold" means a fresh
+empty ``PKGLOADER_CACHE_DIR`` and a fresh output path per run; "warm" means a cache filled by
+an earlier (untimed) run. Exact versions (``@=1.0.0``) are fetched, the same work as pulling
+a tag.
 
 The script reports; it does not judge: it exits 0 when targets are missed and non-zero
 only when a workload could not run (1) or the command line is wrong (2).
@@ -60,9 +79,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _benchsupport import (  # noqa: E402
     BenchError,
+    GhcrSetup,
     Measurement,
-    PagingProxy,
-    Registry,
+    PlainSetup,
+    add_tags,
     build_wit_package,
     find_binary,
     measure,
@@ -96,6 +116,30 @@ TINY = Sizes(40_000, {"comp-s": 256 * KiB, "comp-m": 4 * MiB, "comp-l": 16 * MiB
 RSS_LIMIT_KIB = 64 * 1024
 
 
+@dataclass(frozen=True)
+class Targets:
+    """Ratios of medians pkgloader/peer (``≤``); None: no target (reported only)."""
+
+    fetch_oras: float  # 100 MiB and 1 GiB fetch vs oras-py (process)
+    fetch_curl: float  # ... vs curl -o
+    fetch_text: tuple[str, str]  # how the two read in the table
+    cold: float  # cold small fetch vs oras-py (process)
+    warm: float  # warm exact fetch vs python -c pass
+    multi: float  # 50 packages vs 50 sequential oras-py pulls
+    multi_cpu: float | None  # pkgloader's CPU (user+sys) vs oras-py's, same workload
+    tags: float  # 1,500 paged tags vs oras-py
+    tokens: bool  # check: one token request per repository scope per process
+
+
+TARGETS = {
+    # issue 12 (the ghcr-like set-up is the default)
+    "ghcr": Targets(0.5, 1.5, ("≤ 0.5×", "≤ 1.5×"), 0.6, 3.0, 0.35, 0.25, 0.7, True),
+    # the plain-HTTP targets of the earlier benchmark issue (throughput ≥ 1.8× oras-py, ≥ 0.7× curl)
+    "plain": Targets(1 / 1.8, 1 / 0.7, ("throughput ≥ 1.8× oras-py", "throughput ≥ 0.7× curl"), 0.6, 3.5,
+                     0.25, None, 1.0, False),
+}
+
+
 # --------------------------------------------------------------------------- child programs
 # Every in-process program prints one last line "BENCH {json}" with "seconds" = importing the
 # library + the call, timed inside the process (no interpreter start-up), split into "import"
@@ -104,23 +148,33 @@ RSS_LIMIT_KIB = 64 * 1024
 # requests up front (~140 ms): timing only the call would charge pkgloader for imports that
 # oras-py is excused from.
 
+# BENCH_ORAS_TLS: "insecure" (plain HTTP) or the CA file (HTTPS: oras-py's tls_verify=)
 ORAS_PULL = """
-import json, sys, time
+import json, os, sys, time
 t0 = time.perf_counter()
 import oras.client
 t1 = time.perf_counter()
-c = oras.client.OrasClient(insecure=True)
-files = [c.pull(target=t, outdir=sys.argv[1]) for t in sys.argv[2:]]
+tls = os.environ["BENCH_ORAS_TLS"]
+c = oras.client.OrasClient(insecure=True) if tls == "insecure" else oras.client.OrasClient(tls_verify=tls)
+files = []
+for t in sys.argv[2:]:
+    # oras-py 0.2.43 keeps one bearer token per client and retries a 401 with it, so its
+    # second repository on a token registry fails (insufficient_scope): forget the token
+    # between repositories (the session and its keep-alive connections stay)
+    if getattr(c, "auth", None) is not None and getattr(c.auth, "token", None) is not None:
+        c.auth.token = None
+    files.append(c.pull(target=t, outdir=sys.argv[1]))
 t2 = time.perf_counter()
 print("BENCH " + json.dumps({"seconds": t2 - t0, "import": t1 - t0, "call": t2 - t1, "files": sum(len(f) for f in files)}))
 """
 
 ORAS_TAGS = """
-import json, sys, time
+import json, os, sys, time
 t0 = time.perf_counter()
 import oras.client
 t1 = time.perf_counter()
-c = oras.client.OrasClient(insecure=True)
+tls = os.environ["BENCH_ORAS_TLS"]
+c = oras.client.OrasClient(insecure=True) if tls == "insecure" else oras.client.OrasClient(tls_verify=tls)
 tags = c.get_tags(sys.argv[1])
 t2 = time.perf_counter()
 print("BENCH " + json.dumps({"seconds": t2 - t0, "import": t1 - t0, "call": t2 - t1, "versions": len(set(tags))}))
@@ -185,6 +239,7 @@ class RunCtx:
     wdir: Path  # the workload's dir (cwd of every run: a fixed "project dir")
     rdir: Path  # this run's fresh dir (outputs, cache); removed after the run
     round: int
+    counts: dict[str, Any] = field(default_factory=dict)  # requests the run made (set after it)
 
 
 @dataclass
@@ -296,15 +351,18 @@ class WorkloadResult:
 
 
 class Bench:
-    def __init__(self, args: argparse.Namespace, sizes: Sizes, workdir: Path) -> None:
+    def __init__(self, args: argparse.Namespace, sizes: Sizes, workdir: Path, setup: str = "ghcr",
+                 content: Path | None = None) -> None:
         self.args = args
         self.sizes = sizes
         self.workdir = workdir
+        self.setup = setup
+        self.targets = TARGETS[setup]
+        self.content = content or workdir / "content"  # shared by the set-ups of one run
         self.python = sys.executable
         script = Path(sys.executable).parent / "pkgloader"
         self.pkgloader = [str(script)] if script.is_file() else [sys.executable, "-m", "pkgloader"]
-        self.registry: Registry | None = None
-        self.proxy: PagingProxy | None = None
+        self.servers: PlainSetup | GhcrSetup | None = None
         self.published: dict[str, Published] = {}
         self.multi: list[Published] = []
         self.many: list[str] = []  # versions of test:many
@@ -312,6 +370,7 @@ class Bench:
         self.env: dict[str, str] = {}
         self.cfg_direct = workdir / "pkgloader-direct.toml"
         self.cfg_proxy = workdir / "pkgloader-proxy.toml"
+        self.cfg_seed = workdir / "pkgloader-seed.toml"  # publishing: straight to the registry, as alice on ghcr
         self.setup_seconds: dict[str, float] = {}
         self.load_start = list(os.getloadavg())
 
@@ -330,18 +389,18 @@ class Bench:
         return env
 
     def pkg_env(self, cache: Path, *, via_proxy: bool = False) -> dict[str, str]:
+        """pkgloader's environment: the config naming the registry (``via_proxy``: the host
+        that counts requests) and the CA (ghcr: ``SSL_CERT_FILE``, as a user would set it)."""
+        assert self.servers is not None
         env = dict(self.env)
+        env.update(self.servers.pkg_env())
         env["PKGLOADER_CONFIG"] = str(self.cfg_proxy if via_proxy else self.cfg_direct)
         env["PKGLOADER_CACHE_DIR"] = str(cache)
         return env
 
-    @staticmethod
-    def _config_text(host: str) -> str:
-        return (
-            "[namespace_registries]\n"
-            f'test = {{ registry = "{host}", metadata = {{ preferredProtocol = "oci", oci = {{ registry = "{host}" }} }} }}\n'
-            f'[registry."{host}".oci]\nprotocol = "http"\n'
-        )
+    def oras_env(self) -> dict[str, str]:
+        assert self.servers is not None
+        return {**self.env, **self.servers.oras_env()}
 
     # -- set-up --------------------------------------------------------------------
 
@@ -352,56 +411,61 @@ class Bench:
         if not needs:
             return
         t = time.perf_counter()
-        self.registry = Registry(self.workdir / "registry").start()
-        self.proxy = PagingProxy(self.registry.host, page_size=self.sizes.page_size).start()
-        self.cfg_direct.write_text(self._config_text(self.registry.host))
-        self.cfg_proxy.write_text(self._config_text(self.proxy.host))
+        cls = GhcrSetup if self.setup == "ghcr" else PlainSetup
+        self.servers = cls(self.workdir / "servers", page_size=self.sizes.page_size).start()
+        self.cfg_direct.write_text(self.servers.tool_config(self.servers.fetch_host))
+        self.cfg_proxy.write_text(self.servers.tool_config(self.servers.counted_host))
+        self.cfg_seed.write_text(self.servers.seed_config())
+        self.cfg_seed.chmod(0o600)
         self.setup_seconds["registry"] = time.perf_counter() - t
         self.seed(needs)
 
     def stop(self) -> None:
-        if self.proxy is not None:
-            self.proxy.stop()
-            self.proxy = None
-        if self.registry is not None:
-            self.registry.stop()
-            self.registry = None
+        servers, self.servers = self.servers, None
+        if servers is not None:
+            servers.stop()
 
     def _client(self) -> Any:
         try:
             from pkgloader import Client, Config
         except ImportError as exc:
             raise BenchError(f"cannot import pkgloader with {sys.executable} ({exc}); run with .venv/bin/python") from None
-        cfg = Config.load(config_files=[self.cfg_direct], env={}, use_global=False, use_project=False)
+        cfg = Config.load(config_files=[self.cfg_seed], env={}, use_global=False, use_project=False)
         return Client(cfg, cache_dir=self.workdir / "publish-cache")
 
     def seed(self, needs: set[str]) -> None:
-        content = self.workdir / "content"
+        content = self.content
         content.mkdir(exist_ok=True)
         jobs: list[tuple[Path, str]] = []  # (file, ns:name@=version), distinct content: published in parallel
         serial: list[tuple[Path, str]] = []  # the same content under many tags: one at a time (see below)
         t = time.perf_counter()
         interfaces = 0
         if needs & {"wit", "multi"}:
-            interfaces, _ = wit_interfaces_for(content / "probe", self.sizes.wit_bytes)
+            probed = content / "interfaces.txt"  # the other set-up of this run probed already
+            if probed.is_file():
+                interfaces = int(probed.read_text())
+            else:
+                interfaces, _ = wit_interfaces_for(content / "probe", self.sizes.wit_bytes)
+                probed.write_text(str(interfaces))
         if "wit" in needs:
-            jobs.append((build_wit_package(content, "test", "wit", "1.0.0", interfaces=interfaces), "test:wit@=1.0.0"))
+            jobs.append((_built(content, "test", "wit", interfaces), "test:wit@=1.0.0"))
         if "multi" in needs:
             def build(i: int) -> tuple[Path, str]:
                 name = f"small-p{i}"
-                return build_wit_package(content, "test", name, "1.0.0", interfaces=interfaces), f"test:{name}@=1.0.0"
+                return _built(content, "test", name, interfaces), f"test:{name}@=1.0.0"
             with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
                 jobs += list(pool.map(build, range(self.sizes.multi)))
         for name, size in self.sizes.components.items():
             if name in needs:
                 path = content / f"{name}.wasm"
-                write_component(path, size, seed=name.encode())
+                if not (path.is_file() and path.stat().st_size == size):  # the other set-up made it
+                    write_component(path, size, seed=name.encode())
                 jobs.append((path, f"test:{name}@=1.0.0"))
         if "tags" in needs:
             many = content / "many.wasm"
             write_component(many, 2 * KiB, seed=b"many")
             self.many = [f"1.{i // 100}.{i % 100}" for i in range(self.sizes.tags)]
-            serial += [(many, f"test:many@={v}") for v in self.many]
+            serial.append((many, f"test:many@={self.many[0]}"))  # the others: add_tags below
         self.setup_seconds["content"] = time.perf_counter() - t
 
         t = time.perf_counter()
@@ -413,11 +477,14 @@ class Bench:
                 results = list(pool.map(publish, jobs))
             finally:  # on Ctrl-C: drop what has not started (the registry stops right after)
                 pool.shutdown(wait=False, cancel_futures=True)
-            # distribution 2.8 can lose a blob when two uploads of the *same* blob race
-            # (manifest PUT -> 400 MANIFEST_BLOB_UNKNOWN), so identical content goes one by one
+            # test:many's content also differs from every other job's (its own seed), but it
+            # goes last, alone: its other tags are written into the registry's storage
             results += [publish(job) for job in serial]
         for ref, res in results:
             pkg = ref.split("@", 1)[0]
+            if pkg == "test:many":
+                repo = res.reference.split("/", 1)[1].rsplit(":", 1)[0]
+                add_tags(self.servers.storage_dir, repo, res.manifest_digest, self.many[1:])  # type: ignore[union-attr]
             rec = Published(ref, res.reference.split("/", 1)[1].rsplit(":", 1)[0], res.version, res.layer_digest, res.size)
             if pkg.startswith("test:small-p"):
                 self.multi.append(rec)
@@ -425,7 +492,7 @@ class Bench:
                 self.published[pkg.split(":", 1)[1]] = rec
         self.multi.sort(key=lambda p: int(p.name.rsplit("p", 1)[1]))
         self.setup_seconds["publish"] = time.perf_counter() - t
-        self.setup_seconds["published_versions"] = float(len(jobs) + len(serial))
+        self.setup_seconds["published_versions"] = float(len(jobs) + len(serial) + max(0, len(self.many) - 1))
 
     # -- measuring -----------------------------------------------------------------
 
@@ -453,14 +520,18 @@ class Bench:
                     rdir.mkdir()
                     ctx = RunCtx(self, wdir, rdir, rnd)
                     try:
-                        argv, env = tool.command(ctx)
+                        argv, env = tool.command(ctx)  # (curl's token is fetched here: not counted)
                         if tool.before is not None:
                             tool.before(ctx)
+                        if self.servers is not None:
+                            self.servers.mark()
                         m = measure(argv, env=env, cwd=wdir, logs=logs / rdir.name, timeout=tool.timeout)
                         failure = m.failure()
                         if failure:
                             raise BenchError(f"{tool.label} failed in round {rnd}: {failure}\n  command: {_argv_text(argv)}")
-                        extra = tool.check(ctx, m)
+                        # requests this run made (front, CDN, token server; plain: the proxy)
+                        ctx.counts = self.servers.counts() if self.servers is not None else {}
+                        extra = {"requests": ctx.counts, **tool.check(ctx, m)}
                     finally:
                         shutil.rmtree(rdir, ignore_errors=True)
                         if w.size is not None and w.size >= SETTLE_MIN:
@@ -501,9 +572,9 @@ class Bench:
 
     def oras_pull(self, pubs: list[Published], host: str | None = None) -> Tool:
         def command(ctx: RunCtx) -> tuple[list[str], dict[str, str]]:
-            h = host or self.registry.host  # type: ignore[union-attr]
+            h = host or self.servers.fetch_host  # type: ignore[union-attr]
             return ([self.python, "-c", ORAS_PULL, str(ctx.rdir / "oras"), *[f"{h}/{p.repo}:{p.tag}" for p in pubs]],
-                    self.env)
+                    self.oras_env())
 
         def check(ctx: RunCtx, m: Measurement) -> dict[str, Any]:
             data = bench_line(m)
@@ -516,8 +587,9 @@ class Bench:
 
     def skopeo(self, pub: Published) -> Tool:
         def command(ctx: RunCtx) -> tuple[list[str], dict[str, str]]:
-            return ([find_binary("skopeo"), "--insecure-policy", "copy", "--src-tls-verify=false",
-                     f"docker://{self.registry.host}/{pub.repo}:{pub.tag}", f"dir:{ctx.rdir / 'skopeo'}"],  # type: ignore[union-attr]
+            assert self.servers is not None
+            return ([find_binary("skopeo"), "--insecure-policy", "copy", *self.servers.skopeo_args(),
+                     f"docker://{self.servers.fetch_host}/{pub.repo}:{pub.tag}", f"dir:{ctx.rdir / 'skopeo'}"],
                     self.env)
 
         def check(ctx: RunCtx, m: Measurement) -> dict[str, Any]:
@@ -528,8 +600,10 @@ class Bench:
 
     def curl(self, pub: Published) -> Tool:
         def command(ctx: RunCtx) -> tuple[list[str], dict[str, str]]:
-            url = f"{self.registry.url}/v2/{pub.repo}/blobs/{pub.digest}"  # type: ignore[union-attr]
-            return [find_binary("curl"), "-s", "-f", "-o", str(ctx.rdir / "curl.wasm"), url], self.env
+            assert self.servers is not None
+            url = self.servers.blob_url(pub.repo, pub.digest)
+            return ([find_binary("curl"), "-s", "-f", *self.servers.curl_args(pub.repo), "-o", str(ctx.rdir / "curl.wasm"), url],
+                    self.env)
 
         def check(ctx: RunCtx, m: Measurement) -> dict[str, Any]:
             verify_file(ctx.rdir / "curl.wasm", pub, "curl")
@@ -540,6 +614,14 @@ class Bench:
     def floor(self) -> Tool:
         return Tool("floor", "python -c pass", "floor", lambda ctx: ([self.python, "-c", "pass"], self.env),
                     lambda ctx, m: {})
+
+
+def _built(content: Path, namespace: str, name: str, interfaces: int) -> Path:
+    """The WIT package built by ``build_wit_package`` (once per run: both set-ups use it)."""
+    out = content / f"{namespace}-{name}-1.0.0.wasm"
+    if out.is_file():
+        return out
+    return build_wit_package(content, namespace, name, "1.0.0", interfaces=interfaces)
 
 
 #: after a run that wrote this much, let the machine settle before the next tool starts
@@ -591,8 +673,38 @@ def rss_check(series: str) -> Check:
     return Check(f"peak RSS, {series}", evaluate)
 
 
+def token_check(series: list[str], repos: int) -> Check:
+    """Every run of every ``series`` made exactly one token request per repository scope
+    (``repos`` scopes), counted at the token server; oras-py's count is shown beside it."""
+    def evaluate(r: WorkloadResult) -> tuple[str, str, bool]:
+        bad, seen = [], []
+        for name in series:
+            got = {(e["requests"].get("token"), e["requests"].get("token_scopes")) for e in r.series[name].extras}
+            seen.append(f"{name.split(' (')[0].replace('pkgloader ', '')}: " +
+                        ", ".join(f"{n} for {k} scope(s)" for n, k in sorted(got, key=str)))
+            if got != {(repos, repos)}:
+                bad.append(name)
+        peer = next((x for n, x in r.series.items() if n.startswith("oras-py") and x.extras), None)
+        if peer is not None:
+            n = sorted({e["requests"].get("token") for e in peer.extras}, key=str)
+            seen.append(f"oras-py: {'/'.join(map(str, n))}")
+        return "; ".join(seen), f"{repos} per process ({repos} repositor{'y' if repos == 1 else 'ies'})", not bad
+    return Check("token requests", evaluate)
+
+
+def cpu_check(pkg_series: str, peer_series: str, limit: float) -> Check:
+    """pkgloader's process CPU time (user+sys, wait4 rusage), median, over the peer's."""
+    def evaluate(r: WorkloadResult) -> tuple[str, str, bool]:
+        a = statistics.median(r.series[pkg_series].cpu)
+        p = statistics.median(r.series[peer_series].cpu)
+        ratio = a / p if p > 0 else math.inf
+        return (f"{fmt_seconds(a)} vs {fmt_seconds(p)} = {ratio:.2f}×", f"≤ {limit}× oras-py's", ratio <= limit)
+    return Check(f"CPU user+sys, {pkg_series.split(' (')[0]}", evaluate)
+
+
 def build_workloads(b: Bench) -> list[Workload]:
     s = b.sizes
+    t = b.targets
     out: list[Workload] = []
     cli = "pkgloader CLI (process)"
     oras_p, oras_i = "oras-py (process)", "oras-py (in-process)"
@@ -606,15 +718,17 @@ def build_workloads(b: Bench) -> list[Workload]:
             pub = b.published[pkg]
             return [b.cli_fetch(pub), b.oras_pull([pub]), b.skopeo(pub), b.curl(pub)]
 
-        note = "" if wname == "fetch-1gib" else " (1 GiB target)" if targeted else ""
         pairs = [
-            Pair(cli, oras_p, 1 / 1.8 if targeted else None, f"throughput ≥ 1.8× oras-py{note}" if targeted else ""),
+            Pair(cli, oras_p, t.fetch_oras if targeted else None, t.fetch_text[0] if targeted else ""),
             Pair(cli, oras_i, None),
             Pair(cli, "skopeo copy (process)", None),
-            Pair(cli, "curl -o (process)", 1 / 0.7 if targeted else None, f"throughput ≥ 0.7× curl{note}" if targeted else ""),
+            Pair(cli, "curl -o (process)", t.fetch_curl if targeted else None, t.fetch_text[1] if targeted else ""),
         ]
+        checks = [rss_check(cli)] if targeted else []
+        if t.tokens:
+            checks.append(token_check([cli], 1))
         out.append(Workload(wname, f"verified fetch of a {fmt_size(size)} component to a file", (pkg,),
-                            tools, pairs, [rss_check(cli)] if targeted else [], size=size, show_rss=True))
+                            tools, pairs, checks, size=size, show_rss=True))
 
     # -- the small WIT package: cold and warm -----------------------------------------------
     def cold_tools() -> list[Tool]:
@@ -623,48 +737,49 @@ def build_workloads(b: Bench) -> list[Workload]:
 
     out.append(Workload(
         "cold-small", "cold fetch of the ~40 KB WIT package, whole process", ("wit",), cold_tools,
-        [Pair(cli, oras_p, 0.6, "≤ 0.6×"), Pair(cli, oras_i, None),
+        [Pair(cli, oras_p, t.cold, f"≤ {t.cold}×"), Pair(cli, oras_i, None),
          Pair(cli, "skopeo copy (process)", None), Pair(cli, "curl -o (process)", None),
-         Pair(cli, "python -c pass (process)", None)]))
+         Pair(cli, "python -c pass (process)", None)],
+        [token_check([cli], 1)] if t.tokens else []))
 
     warm_cache = b.workdir / "runs" / "warm-small" / "cache"
 
     def warm_setup(wdir: Path) -> None:
-        # fill the cache through the counting proxy (not timed), then count from zero
+        # fill the cache through the counting host (not timed); every warm run then counts from zero
         pub = b.published["wit"]
         argv = [*b.pkgloader, "fetch", pub.ref, "-o", str(wdir / "fill.wasm"), "-q"]
+        assert b.servers is not None
+        b.servers.mark()
         m = measure(argv, env=b.pkg_env(warm_cache, via_proxy=True), cwd=wdir, logs=wdir / "logs" / "fill", timeout=120)
         if m.failure():
             raise BenchError(f"filling the warm cache failed: {m.failure()}")
         verify_file(wdir / "fill.wasm", pub, "pkgloader (cache fill)")
-        assert b.proxy is not None
-        if b.proxy.requests == 0:
-            raise BenchError("the cache-filling fetch made no request through the counting proxy")
-        b.proxy.mark()
+        if b.servers.counts()["registry"] == 0:
+            raise BenchError("the cache-filling fetch made no request through the counting host")
 
     def warm_tools() -> list[Tool]:
-        t = b.cli_fetch(b.published["wit"], via_proxy=True, warm_cache=warm_cache)
-        inner = t.check
-
-        def check(ctx: RunCtx, m: Measurement) -> dict[str, Any]:
-            inner(ctx, m)
-            return {"http_requests_so_far": b.proxy.requests if b.proxy else None}
-
-        t.check = check
-        return [t, b.floor()]
+        return [b.cli_fetch(b.published["wit"], via_proxy=True, warm_cache=warm_cache), b.floor()]
 
     def zero_requests(r: WorkloadResult) -> tuple[str, str, bool]:
-        n = b.proxy.requests if b.proxy else -1
-        paths = ", ".join(b.proxy.paths[:3]) if b.proxy and b.proxy.paths else ""
-        return f"{n} request(s) in all warm runs" + (f" ({paths})" if paths else ""), "0", n == 0
+        total: dict[str, int] = {}
+        paths: list[str] = []
+        for e in r.series[cli].extras:
+            for k, v in e["requests"].items():
+                if k in ("registry", "cdn", "token"):
+                    total[k] = total.get(k, 0) + v
+            paths += e["requests"].get("paths", [])
+        n = sum(total.values())
+        where = " + ".join(f"{k} {v}" for k, v in total.items())
+        return (f"{n} request(s) in all warm runs ({where})" + (f": {', '.join(paths[:3])}" if paths else ""),
+                "0", n == 0)
 
     out.append(Workload(
         "warm-small", "warm fetch of a cached exact version, whole process", ("wit",), warm_tools,
-        [Pair(cli, "python -c pass (process)", 3.5, "≤ 3.5×")],
+        [Pair(cli, "python -c pass (process)", t.warm, f"≤ {t.warm}×")],
         [Check("HTTP requests, warm fetch", zero_requests)], setup=warm_setup))
 
     # -- many packages cold in one call -------------------------------------------------------
-    lib_i = "pkgloader library (in-process)"
+    lib_i, lib_p = "pkgloader library (in-process)", "pkgloader library (process)"
 
     def multi_tools() -> list[Tool]:
         pubs = b.multi
@@ -695,20 +810,22 @@ def build_workloads(b: Bench) -> list[Workload]:
                      timeout=_timeout(total)),
                 b.oras_pull(pubs)]
 
+    multi_checks = []
+    if t.multi_cpu is not None:
+        multi_checks += [cpu_check(cli, oras_p, t.multi_cpu), cpu_check(lib_p, oras_p, t.multi_cpu)]
+    if t.tokens:
+        multi_checks.append(token_check([cli, lib_p], s.multi))
     out.append(Workload(
         "multi-cold", f"{s.multi} packages cold in one call (oras-py: {s.multi} sequential pulls in one process)",
         ("multi",), multi_tools,
-        [Pair(cli, oras_p, 0.25, "≤ 0.25×"), Pair(lib_i, oras_i, 0.25, "≤ 0.25×")]))
+        [Pair(cli, oras_p, t.multi, f"≤ {t.multi}×"), Pair(lib_i, oras_i, t.multi, f"≤ {t.multi}×")], multi_checks))
 
     # -- a paginated tag list -------------------------------------------------------------------
     pages = math.ceil(s.tags / s.page_size)
 
     def tag_tools() -> list[Tool]:
-        assert b.proxy is not None
-        proxy = b.proxy
-
-        def before(ctx: RunCtx) -> None:
-            proxy.mark()
+        assert b.servers is not None
+        host = b.servers.counted_host
 
         def cli_cmd(ctx: RunCtx) -> tuple[list[str], dict[str, str]]:
             return ([*b.pkgloader, "versions", "test:many", "--all", "--json"],
@@ -719,7 +836,7 @@ def build_workloads(b: Bench) -> list[Workload]:
                 versions = len(json.loads(m.stdout)["versions"])
             except (ValueError, KeyError, TypeError) as exc:
                 raise BenchError(f"pkgloader versions --json printed no version list ({exc}): {m.stdout[:200]!r}") from None
-            return {"versions": versions, "pages": proxy.tag_pages}
+            return {"versions": versions, "pages": ctx.counts["tag_pages"]}
 
         def lib_cmd(ctx: RunCtx) -> tuple[list[str], dict[str, str]]:
             return [b.python, "-c", PKG_VERSIONS, "test:many"], b.pkg_env(ctx.rdir / "cache", via_proxy=True)
@@ -727,15 +844,14 @@ def build_workloads(b: Bench) -> list[Workload]:
         def inproc_check(ctx: RunCtx, m: Measurement) -> dict[str, Any]:
             data = bench_line(m)
             return {"in-process": data["seconds"], "import": data["import"], "call": data["call"],
-                    "versions": data["versions"], "pages": proxy.tag_pages}
+                    "versions": data["versions"], "pages": ctx.counts["tag_pages"]}
 
         def oras_cmd(ctx: RunCtx) -> tuple[list[str], dict[str, str]]:
-            return [b.python, "-c", ORAS_TAGS, f"{proxy.host}/test/many"], b.env
+            return [b.python, "-c", ORAS_TAGS, f"{host}/test/many"], b.oras_env()
 
-        return [Tool("pkgloader", "pkgloader CLI", "pkgloader", cli_cmd, cli_check, before=before),
-                Tool("library", "pkgloader library", "pkgloader", lib_cmd, inproc_check, modes=("in-process", "process"),
-                     before=before),
-                Tool("oras", "oras-py", "peer", oras_cmd, inproc_check, modes=("process", "in-process"), before=before)]
+        return [Tool("pkgloader", "pkgloader CLI", "pkgloader", cli_cmd, cli_check),
+                Tool("library", "pkgloader library", "pkgloader", lib_cmd, inproc_check, modes=("in-process", "process")),
+                Tool("oras", "oras-py", "peer", oras_cmd, inproc_check, modes=("process", "in-process"))]
 
     def listed(r: WorkloadResult) -> tuple[str, str, bool]:
         bad = []
@@ -746,10 +862,13 @@ def build_workloads(b: Bench) -> list[Workload]:
         measured = "; ".join(bad) if bad else f"every run: {s.tags} versions over {pages} pages"
         return measured, f"{s.tags} versions, {pages} pages", not bad
 
+    tag_checks = [Check("all versions listed", listed)]
+    if t.tokens:
+        tag_checks.append(token_check([cli, lib_p], 1))
+    front = "the ghcr-like front" if b.setup == "ghcr" else "paging proxy"
     out.append(Workload(
-        "tags-paged", f"{s.tags} tags over {pages} pages of {s.page_size} (paging proxy)", ("tags",), tag_tools,
-        [Pair(cli, oras_p, 1.0, "≤ 1.0×"), Pair(lib_i, oras_i, 1.0, "≤ 1.0×")],
-        [Check("all versions listed", listed)]))
+        "tags-paged", f"{s.tags} tags over {pages} pages of {s.page_size} ({front})", ("tags",), tag_tools,
+        [Pair(cli, oras_p, t.tags, f"≤ {t.tags}×"), Pair(lib_i, oras_i, t.tags, f"≤ {t.tags}×")], tag_checks))
 
     # -- warg log validation ----------------------------------------------------------------------
     def warg_tools() -> list[Tool]:
@@ -797,8 +916,8 @@ def table_rows(results: list[WorkloadResult]) -> list[tuple[str, ...]]:
             rows.append((w.name, "FAILED TO RUN", "", "", "", "", "", "", "ERROR"))
             continue
         pair_of: dict[str, dict[str, Any]] = {}
-        for p in r.pairs:
-            pair_of.setdefault(p["peer"], p)
+        for pr in r.pairs:
+            pair_of.setdefault(pr["peer"], pr)
         first = True
         for s in r.series.values():
             if not s.samples:
@@ -839,28 +958,32 @@ def render_text(rows: list[tuple[str, ...]]) -> str:
     return "\n".join(out)
 
 
-def render_markdown(rows: list[tuple[str, ...]], meta: dict[str, Any], results: list[WorkloadResult]) -> str:
-    esc = [tuple(c.replace("|", "\\|") for c in r) for r in rows]
+def render_markdown(tables: list[tuple["Bench", list[WorkloadResult]]], meta: dict[str, Any]) -> str:
     lines = [
         "# pkgloader benchmark",
         "",
         f"{meta['date']} · pkgloader {meta['pkgloader']} ({meta['git']}) · oras-py {meta['oras']} · Python "
-        f"{meta['python']} · {meta['cpus']} CPUs (load {meta['load_average_start'][0]:.1f}) · runs {meta['runs']}, "
-        f"warm-up {meta['warmup']}"
+        f"{meta['python']} · {meta['cpus']} CPUs (load {meta['load_average_start'][0]:.1f} at the start, "
+        f"{meta['load_average_end'][0]:.1f} at the end) · runs {meta['runs']}, warm-up {meta['warmup']}"
         + (" · quick" if meta["quick"] else "") + (" · **tiny sizes (smoke test)**" if meta["tiny"] else ""),
         "",
         "Times are medians; the ratio is pkgloader's median over the peer's (below 1: pkgloader is faster). "
         "(process) = the whole process; (in-process) = importing the library + the call, timed inside it. "
-        f"Peak RSS is per process (floor: {meta['rss_floor_kib'] / 1024:.0f} MiB, the measuring helper).",
-        "",
-        "| " + " | ".join(HEADERS) + " |",
-        "|" + "|".join("---" for _ in HEADERS) + "|",
+        f"Peak RSS is per process (floor: {meta['rss_floor_kib'] / 1024:.0f} MiB, the measuring helper). "
+        "CPU is user+sys of the process (wait4).",
     ]
-    lines += ["| " + " | ".join(r) + " |" for r in esc]
-    lines.append("")
-    for r in results:
-        lines.append(f"- **{r.workload.name}**: {r.workload.title}" + (f" — **failed**: `{r.error}`" if r.error else ""))
+    for bench, results in tables:
+        esc = [tuple(c.replace("|", "\\|") for c in r) for r in table_rows(results)]
+        lines += ["", f"## {bench.setup}: {SETUP_TITLES[bench.setup]}", "",
+                  "| " + " | ".join(HEADERS) + " |", "|" + "|".join("---" for _ in HEADERS) + "|"]
+        lines += ["| " + " | ".join(r) + " |" for r in esc]
+        lines.append("")
+        for r in results:
+            lines.append(f"- **{r.workload.name}**: {r.workload.title}" + (f" — **failed**: `{r.error}`" if r.error else ""))
     return "\n".join(lines) + "\n"
+
+
+SETUP_TITLES = {"ghcr": GhcrSetup.title, "plain": PlainSetup.title}
 
 
 def _version_of(argv: list[str]) -> str:
@@ -871,7 +994,7 @@ def _version_of(argv: list[str]) -> str:
         return "?"
 
 
-def metadata(args: argparse.Namespace, sizes: Sizes, bench: Bench) -> dict[str, Any]:
+def metadata(args: argparse.Namespace, sizes: Sizes, benches: list[Bench], load_start: list[float]) -> dict[str, Any]:
     try:
         from importlib.metadata import version
 
@@ -885,7 +1008,8 @@ def metadata(args: argparse.Namespace, sizes: Sizes, bench: Bench) -> dict[str, 
     git = _version_of(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"])
     dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "pkgloader"],
                            capture_output=True, text=True).stdout.strip()
-    floor = measure(["true"], env=bench.env or os.environ, cwd=bench.workdir, logs=bench.workdir / "floor", timeout=30)
+    first = benches[0]
+    floor = measure(["true"], env=first.env or os.environ, cwd=first.workdir, logs=first.workdir / "floor", timeout=30)
     return {
         "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "pkgloader": pkg_version,
@@ -898,13 +1022,14 @@ def metadata(args: argparse.Namespace, sizes: Sizes, bench: Bench) -> dict[str, 
         "warmup": args.warmup,
         "quick": args.quick,
         "tiny": args.tiny,
+        "setups": [b.setup for b in benches],
         "sizes": {"wit_bytes": sizes.wit_bytes, "components": sizes.components, "multi": sizes.multi,
                   "tags": sizes.tags, "page_size": sizes.page_size, "warg_records": sizes.warg_records},
-        "published_wit_bytes": bench.published["wit"].size if "wit" in bench.published else None,
-        "setup_seconds": bench.setup_seconds,
-        "pkgloader_command": bench.pkgloader,
+        "published_wit_bytes": next((b.published["wit"].size for b in benches if "wit" in b.published), None),
+        "setup_seconds": {b.setup: b.setup_seconds for b in benches},
+        "pkgloader_command": first.pkgloader,
         "rss_floor_kib": floor.maxrss_kib,
-        "load_average_start": bench.load_start,
+        "load_average_start": load_start,
         "load_average_end": list(os.getloadavg()),
         "tools": {
             "skopeo": _version_of([shutil.which("skopeo") or "skopeo", "--version"]),
@@ -920,6 +1045,10 @@ def metadata(args: argparse.Namespace, sizes: Sizes, bench: Bench) -> dict[str, 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="bench.py", description=__doc__.split("\n\n")[0] if __doc__ else None,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--setup", choices=("ghcr", "plain", "both"), default="ghcr",
+                   help="ghcr: HTTPS + token auth + CDN redirects + paged tags (default); plain: plain-HTTP "
+                        "anonymous registry; both: one table each, ghcr first, in one run")
+    p.add_argument("--plain", dest="setup", action="store_const", const="plain", help="the same as --setup plain")
     p.add_argument("--quick", action="store_true", help="skip the 1 GiB case")
     p.add_argument("--runs", type=int, default=5, metavar="N", help="measured runs per tool (default 5)")
     p.add_argument("--warmup", type=int, default=1, metavar="N", help="discarded warm-up rounds (default 1)")
@@ -934,90 +1063,121 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def _select(workloads: list[Workload], args: argparse.Namespace, first: bool) -> list[Workload]:
+    if args.quick:
+        workloads = [w for w in workloads if w.name != "fetch-1gib"]
+    if not first:  # warg validation does not use the registry: measured once per run
+        workloads = [w for w in workloads if w.needs]
+    if args.only:
+        wanted = {n.strip() for n in args.only.split(",") if n.strip()}
+        workloads = [w for w in workloads if w.name in wanted]
+    return workloads
+
+
+def run_setup(bench: Bench, workloads: list[Workload], args: argparse.Namespace) -> list[WorkloadResult]:
+    results: list[WorkloadResult] = []
+    needs = {n for w in workloads for n in w.needs}
+    print(f"[{bench.setup}] {SETUP_TITLES[bench.setup]}: {len(workloads)} workload(s)", file=sys.stderr)
+    setup_error = None
+    try:
+        t = time.perf_counter()
+        bench.start(needs)
+        if needs and bench.servers is not None:
+            print(f"  registry {bench.servers.fetch_host} seeded with "
+                  f"{int(bench.setup_seconds.get('published_versions', 0))} versions in {time.perf_counter() - t:.1f} s",
+                  file=sys.stderr)
+    except BenchError as exc:
+        setup_error = f"set-up failed: {exc}"
+    except Exception as exc:  # noqa: BLE001 - e.g. a pkgloader error while publishing
+        render = getattr(exc, "render", None)
+        setup_error = f"set-up failed: {type(exc).__name__}: {render() if callable(render) else exc}"
+    for w in workloads:
+        if setup_error:
+            r = WorkloadResult(w, error=setup_error)
+        else:
+            print(f"  {w.name}: {w.title} ...", file=sys.stderr, flush=True)
+            r = bench.run(w, args.runs, args.warmup)
+            print(f"    {'done' if r.ok else 'FAILED'} in {r.seconds:.1f} s" + (f": {r.error}" if r.error else ""),
+                  file=sys.stderr, flush=True)
+        results.append(r)
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     sizes = TINY if args.tiny else FULL
     stamp = time.strftime("%Y%m%d-%H%M%S")
     json_path = Path(args.json) if args.json else REPO / "bench-results" / f"bench-{stamp}.json"
     md_path = Path(args.markdown) if args.markdown else json_path.with_suffix(".md")
+    setups = ["ghcr", "plain"] if args.setup == "both" else [args.setup]
 
     workdir = Path(tempfile.mkdtemp(prefix="pkgloader-bench-"))
-    bench = Bench(args, sizes, workdir)
-    workloads = build_workloads(bench)
-    names = [w.name for w in workloads]
-    if args.quick:
-        workloads = [w for w in workloads if w.name != "fetch-1gib"]
+    content = workdir / "content"
+    benches = [Bench(args, sizes, workdir / name, name, content) for name in setups]
+    plans = [_select(build_workloads(b), args, i == 0) for i, b in enumerate(benches)]
     if args.only:
-        wanted = [n.strip() for n in args.only.split(",") if n.strip()]
-        unknown = [n for n in wanted if n not in names]
+        names = {w.name for w in build_workloads(benches[0])}
+        unknown = [n for n in (x.strip() for x in args.only.split(",")) if n and n not in names]
         if unknown:
             shutil.rmtree(workdir, ignore_errors=True)
-            print(f"bench.py: error: unknown workload(s) {', '.join(unknown)}; choose from {', '.join(names)}", file=sys.stderr)
+            print(f"bench.py: error: unknown workload(s) {', '.join(unknown)}; choose from {', '.join(sorted(names))}",
+                  file=sys.stderr)
             return 2
-        workloads = [w for w in workloads if w.name in wanted]
-        if not workloads:
-            shutil.rmtree(workdir, ignore_errors=True)
-            print("bench.py: error: nothing to run (fetch-1gib is skipped by --quick)", file=sys.stderr)
-            return 2
+    if not any(plans):
+        shutil.rmtree(workdir, ignore_errors=True)
+        print("bench.py: error: nothing to run (fetch-1gib is skipped by --quick)", file=sys.stderr)
+        return 2
 
     def on_term(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, on_term)
-    results: list[WorkloadResult] = []
+    load_start = list(os.getloadavg())
+    tables: list[tuple[Bench, list[WorkloadResult]]] = []
     try:
-        needs = {n for w in workloads for n in w.needs}
-        print(f"pkgloader bench: {len(workloads)} workload(s), runs={args.runs}, warm-up={args.warmup}"
+        print(f"pkgloader bench: set-up(s) {', '.join(setups)}, runs={args.runs}, warm-up={args.warmup}"
               + (" (tiny sizes)" if args.tiny else ""), file=sys.stderr)
-        if bench.load_start[0] > (os.cpu_count() or 1) * 0.5:
-            print(f"  warning: load average {bench.load_start[0]:.1f} on {os.cpu_count()} CPUs; "
+        if load_start[0] > (os.cpu_count() or 1) * 0.5:
+            print(f"  warning: load average {load_start[0]:.1f} on {os.cpu_count()} CPUs; "
                   "other work on this machine will add noise", file=sys.stderr)
-        setup_error = None
-        try:
-            t = time.perf_counter()
-            bench.start(needs)
-            if needs:
-                print(f"  registry {bench.registry.host if bench.registry else '?'} seeded with "  # noqa: E501
-                      f"{int(bench.setup_seconds.get('published_versions', 0))} versions in {time.perf_counter() - t:.1f} s",
-                      file=sys.stderr)
-        except BenchError as exc:
-            setup_error = f"set-up failed: {exc}"
-        except Exception as exc:  # noqa: BLE001 - e.g. a pkgloader error while publishing
-            render = getattr(exc, "render", None)
-            setup_error = f"set-up failed: {type(exc).__name__}: {render() if callable(render) else exc}"
-        for w in workloads:
-            if setup_error:
-                r = WorkloadResult(w, error=setup_error)
-            else:
-                print(f"  {w.name}: {w.title} ...", file=sys.stderr, flush=True)
-                r = bench.run(w, args.runs, args.warmup)
-                print(f"    {'done' if r.ok else 'FAILED'} in {r.seconds:.1f} s" + (f": {r.error}" if r.error else ""),
-                      file=sys.stderr, flush=True)
-            results.append(r)
-        meta = metadata(args, sizes, bench)
+        for bench, workloads in zip(benches, plans):
+            bench.workdir.mkdir(parents=True, exist_ok=True)
+            try:
+                tables.append((bench, run_setup(bench, workloads, args)))
+            finally:
+                bench.stop()  # one set-up's servers at a time
+        meta = metadata(args, sizes, benches, load_start)
     except KeyboardInterrupt:
         print("\nbench.py: interrupted; cleaning up", file=sys.stderr)
         return 130
     finally:
-        bench.stop()
+        for bench in benches:
+            bench.stop()
         signal.signal(signal.SIGTERM, previous)
         if args.keep:
             print(f"work dir kept: {workdir}", file=sys.stderr)
         else:
             shutil.rmtree(workdir, ignore_errors=True)
 
-    rows = table_rows(results)
-    print()
-    print(render_text(rows))
-    failed = [r.workload.name for r in results if not r.ok]
-    missed = sorted({r.workload.name for r in results for x in r.pairs + r.checks if x["ok"] is False})
-    report = {"meta": meta, "workloads": [r.to_json() for r in results],
-              "summary": {"failed": failed, "missed": missed,
-                          "completed": [r.workload.name for r in results if r.ok]}}
+    report_tables = []
+    failed: list[str] = []
+    missed: list[str] = []
+    for bench, results in tables:
+        print(f"\n{bench.setup}: {SETUP_TITLES[bench.setup]}\n")
+        print(render_text(table_rows(results)))
+        t_failed = [r.workload.name for r in results if not r.ok]
+        t_missed = sorted({r.workload.name for r in results for x in r.pairs + r.checks if x["ok"] is False})
+        failed += [f"{bench.setup}/{n}" for n in t_failed]
+        missed += [f"{bench.setup}/{n}" for n in t_missed]
+        report_tables.append({"setup": bench.setup, "title": SETUP_TITLES[bench.setup],
+                              "workloads": [r.to_json() for r in results],
+                              "summary": {"failed": t_failed, "missed": t_missed,
+                                          "completed": [r.workload.name for r in results if r.ok]}})
+    report = {"meta": meta, "tables": report_tables, "summary": {"failed": failed, "missed": missed}}
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(report, indent=2) + "\n")
     md_path.parent.mkdir(parents=True, exist_ok=True)
-    md_path.write_text(render_markdown(rows, meta, results))
+    md_path.write_text(render_markdown(tables, meta))
     print(f"\nreport: {json_path}\ntable:  {md_path}")
     if missed:
         print(f"targets missed in: {', '.join(missed)}")
