@@ -64,6 +64,8 @@ class Source:
             return f"{self.oci_registry}/{self.oci_repository}"
         if self.backend == "local":
             return str(self.local_root / self.package.namespace / self.package.name) if self.local_root else "?"
+        if self.backend == "oci-layout":
+            return f"{self.local_root}:{self.package.namespace}/{self.package.name}"
         return self.warg_url or "?"
 
     def to_json(self) -> dict[str, Any]:
@@ -80,7 +82,7 @@ class Source:
         if self.backend == "oci":
             out.update(oci_registry=self.oci_registry, oci_repository=self.oci_repository, oci_scheme=self.oci_scheme,
                        reference=f"{self.oci_registry}/{self.oci_repository}")
-        elif self.backend == "local":
+        elif self.backend in ("local", "oci-layout"):
             out.update(local_root=str(self.local_root), local_path=self.location)
         else:
             out.update(warg_url=self.warg_url)
@@ -205,6 +207,7 @@ def source_flow(config: Config, package: PackageRef, *, offline: bool = False) -
     choice = config.choose_registry(package)
     registry = choice.registry
     rc = config.registry_config(registry)
+    rc.check_usable()  # a bad [registry."NAME"] entry fails its registry only (see _config)
     explicit = rc.default_backend()
 
     if choice.metadata is not None:
@@ -214,8 +217,8 @@ def source_flow(config: Config, package: PackageRef, *, offline: bool = False) -
                               details=[f"set in {choice.origin}"],
                               hint="oci.registry is a host[:port], warg.url an http(s) URL")
         meta = MetadataResult(choice.metadata, "inline config")
-    elif explicit == "local":
-        meta = MetadataResult(None, "not fetched (local backend)")
+    elif explicit in ("local", "oci-layout"):
+        meta = MetadataResult(None, f"not fetched ({explicit} backend)")
     elif explicit == "warg" and rc.warg().url:
         meta = MetadataResult(None, "not fetched (warg url configured)")
     else:
@@ -249,12 +252,12 @@ def source_flow(config: Config, package: PackageRef, *, offline: bool = False) -
     elif meta.metadata is not None and meta.metadata.protocol:
         backend = meta.metadata.protocol
         backend_rule = "registry metadata"
-        if backend == "local":
-            raise RegistryError(f"registry metadata for {registry} asks for the 'local' protocol, which only config may choose")
+        if backend in ("local", "oci-layout"):
+            raise RegistryError(f"registry metadata for {registry} asks for the {backend!r} protocol, which only config may choose")
     else:
         backend = "oci"
         backend_rule = "default (oci)"
-    if backend not in ("oci", "local", "warg"):
+    if backend not in ("oci", "local", "warg", "oci-layout"):
         raise RegistryError(
             f"registry {registry} prefers protocol {backend!r}, which pkgloader does not speak",
             hint=f'set default = "oci" under [registry."{registry}"] if it also serves OCI',
@@ -267,6 +270,12 @@ def source_flow(config: Config, package: PackageRef, *, offline: bool = False) -
         repo = f"{prefix}{package.namespace}/{package.name}"
         return Source(package, choice, "oci", backend_rule, meta, rc, oci_registry=host, oci_repository=repo,
                       oci_scheme=oci_scheme(host, rc))
+    if backend == "oci-layout":  # a read-only OCI image layout directory (_ocilayout)
+        root = rc.backends.get("oci-layout", {}).get("root")
+        if root is None:
+            raise ConfigError(f'registry "{registry}" uses the oci-layout backend but has no root directory',
+                              hint=f'add root = "/path/to/layout" under [registry."{registry}".oci-layout]')
+        return Source(package, choice, "oci-layout", backend_rule, meta, rc, local_root=Path(root.value))
     if backend == "local":
         local = rc.local()
         if local is None:

@@ -41,23 +41,61 @@ class Backend(Protocol):
 
 
 class _Oci:
+    """OCI; through the registry's mirrors when it has some (see ``_mirrors``)."""
+
     name = "oci"
 
     def versions_flow(self, engine: Engine, source: Source) -> Flow[list[VersionInfo]]:
-        from . import oci
+        from . import _mirrors, oci
 
+        plan = _mirrors.mirror_plan(engine.config, source)
+        if plan is not None:
+            return (yield from _mirrors.versions_flow(engine, source, plan))
         return (yield from oci.list_versions_flow(engine.oci, source))
 
     def release_flow(self, engine: Engine, source: Source, version: Version) -> Flow[Release]:
-        from . import oci
+        from . import _mirrors, oci
 
+        plan = _mirrors.mirror_plan(engine.config, source)
+        if plan is not None:
+            return (yield from _mirrors.release_flow(engine, source, version, plan))
         return (yield from oci.release_flow(engine.oci, source, version))
 
     def content_flow(self, engine: Engine, source: Source, release: Release, sink: Callable[[bytes], None],
                      reset: Callable[[], None]) -> Flow[None]:
-        from . import oci
+        from . import _mirrors, oci
 
+        plan = _mirrors.mirror_plan(engine.config, source)
+        if plan is not None:
+            yield from _mirrors.content_flow(engine, source, release, sink, reset, plan)
+            return
         yield from oci.blob_flow(engine.oci, source, release, sink, reset)
+
+
+class _OciLayout:
+    """A read-only OCI image layout directory (``[registry."NAME".oci-layout] root = DIR``)."""
+
+    name = "oci-layout"
+
+    def versions_flow(self, engine: Engine, source: Source) -> Flow[list[VersionInfo]]:
+        from .. import _ocilayout
+
+        return _ocilayout.list_versions(source)
+        yield  # pragma: no cover - makes this a generator
+
+    def release_flow(self, engine: Engine, source: Source, version: Version) -> Flow[Release]:
+        from .. import _ocilayout
+
+        return _ocilayout.release(source, version, strict=engine.strict)
+        yield  # pragma: no cover
+
+    def content_flow(self, engine: Engine, source: Source, release: Release, sink: Callable[[bytes], None],
+                     reset: Callable[[], None]) -> Flow[None]:
+        from .. import _ocilayout
+
+        _ocilayout.read_content(source, release, sink)
+        return
+        yield  # pragma: no cover
 
 
 class _Local:
@@ -111,7 +149,7 @@ class _Warg:
         yield from warg_backend.content_flow(engine, source, release, sink, reset)
 
 
-_BACKENDS: dict[str, Backend] = {"oci": _Oci(), "local": _Local(), "warg": _Warg()}
+_BACKENDS: dict[str, Backend] = {"oci": _Oci(), "local": _Local(), "warg": _Warg(), "oci-layout": _OciLayout()}
 
 
 def get_backend(name: str) -> Backend:

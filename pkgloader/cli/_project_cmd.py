@@ -121,11 +121,19 @@ def _client(args: argparse.Namespace) -> Any:
     return Client(load_config(args), offline=args.offline)
 
 
-def _report(args: argparse.Namespace, result: Any, verb: str) -> int:
+def _report(args: argparse.Namespace, result: Any, verb: str, engine: Any = None) -> int:
     """Results on stdout (sync: the paths written), messages on stderr; ``-q`` silences the
     messages only, as for every command."""
     if args.json:
-        emit_json(result.to_json())
+        data = result.to_json()
+        if engine is not None:  # with registry mirrors: which endpoint served each package
+            from ..backends._mirrors import served_by
+
+            for entry in data["packages"]:
+                where = served_by(engine, entry["package"], entry["version"])
+                if where:
+                    entry["served_by"] = where
+        emit_json(data)
         return 0
     say = (lambda text: None) if args.quiet else (lambda text: sys.stderr.write(f"{text}\n"))
     for line in result.changes:
@@ -156,4 +164,4 @@ def cmd_update(args: argparse.Namespace) -> int:
 def cmd_sync(args: argparse.Namespace) -> int:
     with _client(args) as client:
         result = client.sync(client.project(lock=args.lock, wit_dir=args.wit), locked=args.locked)
-    return _report(args, result, "sync")
+    return _report(args, result, "sync", client.engine)
