@@ -74,8 +74,9 @@ _COMMAND_MODULES = {
     "fetch": "_fetch_cmd", "versions": "_fetch_cmd", "info": "_fetch_cmd", "publish": "_fetch_cmd",
     "lock": "_project_cmd", "sync": "_project_cmd", "update": "_project_cmd", "init": "_project_cmd",
     "config": "_config_cmd", "cache": "_cache_cmd", "completion": "_completion_cmd",
+    "export": "_airgap_cmd", "import": "_airgap_cmd",
 }
-_MODULE_ORDER = ("_fetch_cmd", "_project_cmd", "_config_cmd", "_cache_cmd", "_completion_cmd")
+_MODULE_ORDER = ("_fetch_cmd", "_project_cmd", "_config_cmd", "_cache_cmd", "_airgap_cmd", "_completion_cmd")
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
