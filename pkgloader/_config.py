@@ -1304,7 +1304,7 @@ class _Loader:
 
     def tolerate(self, rc: RegistryConfig, exc: ConfigError, *, unusable: bool = True) -> None:
         where = exc.details[0].removeprefix("in ") if exc.details else self.source
-        problem = f"{exc.message} ({where})"
+        problem = f"{where}: {exc.message}"
         if unusable:
             rc.problems.append(problem)
             effect = f"registry {rc.name!r} cannot be used until this is fixed; other registries are unaffected"

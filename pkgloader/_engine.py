@@ -177,7 +177,11 @@ class _Ticking:
 
 class Engine:
     def __init__(self, config: Config, *, offline: bool = False, strict: bool | None = None,
-                 progress: Progress | None = None) -> None:
+                 progress: Progress | None = None, verify: bool | None = None) -> None:
+        #: provenance: None follows the policy, True/False is --verify/--no-verify; what was
+        #: verified, by (package, version) (see _provenance._enforce)
+        self.verify = verify
+        self.verified: dict[tuple[str, str], Any] = {}
         self.config = config
         self.cache = Cache(config.cache_dir, durable=config.settings.fsync.value)
         # what killed processes left in the cache's tmp/ goes now (one scan of a directory
@@ -196,7 +200,9 @@ class Engine:
     # --- plumbing -----------------------------------------------------------------------
 
     def registry_for(self, ref: PackageRef) -> str:
-        return self.config.choose_registry(ref).registry
+        registry = self.config.choose_registry(ref).registry
+        self.config.registry_config(registry).check_usable()  # offline and cached paths too
+        return registry
 
     def credentials(self, source: Source) -> Credentials | None:
         key = (source.registry, source.oci_registry or "")
@@ -363,6 +369,10 @@ class Engine:
 
     def ensure_content_flow(self, rel: Release, source: Source | None) -> Flow[bool]:
         """Make sure the release's verified content is in the cache. True when it already was."""
+        if rel.backend == "oci":  # signatures first, before any byte is used (README: Provenance)
+            from ._provenance._enforce import enforce_flow
+
+            yield from enforce_flow(self, rel, source)
         if self.cache.has_verified_blob(rel.digest, rel.size):
             return True
         if self.offline:

@@ -9,7 +9,7 @@ to one of these and never leak.
     │   ├── InvalidPackageRef           invalid-package-ref
     │   ├── InvalidVersion              invalid-version
     │   ├── InvalidVersionReq           invalid-version-req
-    │   ├── ConfigError                 invalid-config
+    │   ├── ConfigError                 invalid-config (also: invalid-lock-file, registry-unusable)
     │   ├── RegistryNotConfigured       no-registry
     │   └── UsageError                  usage
     ├── NotFoundError                   exit 3

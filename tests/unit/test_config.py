@@ -244,36 +244,52 @@ def test_unknown_key_with_did_you_mean() -> None:
     assert isinstance(err, ValueError)
 
 
+def unusable_for(text: str, registry: str = "r.example") -> tuple[ConfigError, list[str]]:
+    """A bad [registry] entry fails its registry only, as in wkg (issue 15): the config
+    loads with a warning, and using the registry is the error returned here."""
+    write(global_config_path(), text)
+    cfg = Config.load()
+    with pytest.raises(ConfigError) as ei:
+        cfg.registry_config(registry).check_usable()
+    assert ei.value.code == "registry-unusable" and ei.value.exit_code == 2
+    return ei.value, cfg.warnings
+
+
 def test_wrong_type_names_key_and_line() -> None:
-    err = error_for("""
+    err, warnings = unusable_for("""
         [registry."r.example".oci]
         protocol = "http"
         accept_invalid_certificates = "yes"
         """)
+    problem = (f"{global_config_path()}:3 (global layer): registry.\"r.example\".oci.accept_invalid_certificates: "
+               "expected true or false, got a string 'yes'")
     assert err.render() == (
-        "error[invalid-config]: registry.\"r.example\".oci.accept_invalid_certificates: "
-        "expected true or false, got a string 'yes'\n"
-        f"  in {global_config_path()}:3 (global layer)"
+        "error[registry-unusable]: registry 'r.example' cannot be used: its config entry is invalid\n"
+        f"  {problem}\n"
+        '  hint: fix [registry."r.example"] (pkgloader speaks the oci, local and warg backends), '
+        "or map the package to another registry"
     )
+    assert warnings == [f"{problem}: registry 'r.example' cannot be used until this is fixed; other registries are unaffected"]
 
 
 def test_bad_values() -> None:
-    assert "protocol must be" in error_for('[registry."r.example".oci]\nprotocol = "ftp"\n').message
+    assert "protocol must be" in unusable_for('[registry."r.example".oci]\nprotocol = "ftp"\n')[0].details[0]
     err = error_for('default_registry = "https://r.example/"\n')
     assert "invalid registry name" in err.message and "drop the scheme" in (err.hint or "")
-    assert "unknown oci key 'auht'" in error_for('[registry."r.example".oci]\nauht = "x"\n').message
-    err = error_for('[registry."r.example"]\nauth = { username = "a", password = "b" }\n')
-    assert "must be inside a backend table" in err.message and err.hint == 'move it under [registry."r.example".oci]'
-    assert "not valid base64" in error_for('[registry."r.example".oci]\nauth = "@@@"\n').message
-    assert "unknown backend 'ocı'" in error_for('[registry."r.example"]\ndefault = "ocı"\n').message
+    assert "unknown oci key 'auht'" in unusable_for('[registry."r.example".oci]\nauht = "x"\n')[0].details[0]
+    err, warnings = unusable_for('[registry."r.example"]\nauth = { username = "a", password = "b" }\n')
+    assert "must be inside a backend table" in err.details[0]
+    assert warnings[0].endswith('(hint: move it under [registry."r.example".oci])')
+    assert "not valid base64" in unusable_for('[registry."r.example".oci]\nauth = "@@@"\n')[0].details[0]
+    assert "unknown backend 'ocı'" in unusable_for('[registry."r.example"]\ndefault = "ocı"\n')[0].details[0]
     assert "invalid namespace 'Bad'" in error_for('[namespace_registries]\nBad = "r.example"\n').message
     assert "max_concurrency must be from 1 to 64" in error_for("[pkgloader]\nmax_concurrency = 0\n").message
     assert "[dependencies] belongs in a project file" in error_for('[dependencies]\n"a:b" = "1"\n').message
 
 
 def test_secret_never_in_error() -> None:
-    err = error_for('[registry."r.example".oci]\nauth = { username = "u", password = 5 }\n')
-    assert "auth table needs a string 'password'" in err.message
+    err, _ = unusable_for('[registry."r.example".oci]\nauth = { username = "u", password = 5 }\n')
+    assert "auth table needs a string 'password'" in err.details[0]
 
 
 def test_toml_syntax_error_points_at_position() -> None:
