@@ -82,14 +82,18 @@ _INIT_DOC = """
             count or record traffic.
         progress: ``progress(what, size)`` returns a callable that is given each number
             of bytes downloaded (the CLI draws its progress bar this way).
+        verify: provenance (README, Provenance): None follows the config's policy, True
+            requires a valid signature by an accepted signer (``--verify``), False skips
+            the check (``--no-verify``).
     """
 
 
 class _Base:
     def __init__(self, config: Config | None = None, *, cache_dir: PathLike | None = None, offline: bool = False,
-                 strict: bool | None = None, observer: Observer | None = None, progress: Progress | None = None) -> None:
+                 strict: bool | None = None, observer: Observer | None = None, progress: Progress | None = None,
+                 verify: bool | None = None) -> None:
         self.config = _config(config, cache_dir)
-        self.engine = Engine(self.config, offline=offline, strict=strict, progress=progress)
+        self.engine = Engine(self.config, offline=offline, strict=strict, progress=progress, verify=verify)
         self._observer = observer
 
     @property
@@ -108,9 +112,10 @@ class Client(_Base):
     """
 
     def __init__(self, config: Config | None = None, *, cache_dir: PathLike | None = None, offline: bool = False,
-                 strict: bool | None = None, observer: Observer | None = None, progress: Progress | None = None) -> None:
+                 strict: bool | None = None, observer: Observer | None = None, progress: Progress | None = None,
+                 verify: bool | None = None) -> None:
         super().__init__(config, cache_dir=cache_dir, offline=offline, strict=strict, observer=observer,
-                         progress=progress)
+                         progress=progress, verify=verify)
         self._transports: dict[str, StdTransport] = {}
         self._lock = threading.Lock()
 
@@ -290,9 +295,10 @@ class AsyncClient(_Base):
     """
 
     def __init__(self, config: Config | None = None, *, cache_dir: PathLike | None = None, offline: bool = False,
-                 strict: bool | None = None, observer: Observer | None = None, progress: Progress | None = None) -> None:
+                 strict: bool | None = None, observer: Observer | None = None, progress: Progress | None = None,
+                 verify: bool | None = None) -> None:
         super().__init__(config, cache_dir=cache_dir, offline=offline, strict=strict, observer=observer,
-                         progress=progress)
+                         progress=progress, verify=verify)
         self._transports: dict[str, AsyncTransport] = {}
 
     def _transport(self, registry: str) -> AsyncTransport:

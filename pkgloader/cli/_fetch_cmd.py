@@ -29,6 +29,9 @@ def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> Non
     f.add_argument("--offline", action="store_true", help="use only the local cache; fail on a miss")
     f.add_argument("--strict", action="store_true", help="require the CNCF Wasm OCI artifact layout")
     f.add_argument("--json", action="store_true", help="machine-readable output")
+    from ._verify_cmd import add_verify_flags  # --verify / --no-verify (provenance)
+
+    add_verify_flags(f)
     common(f)
     f.set_defaults(func=cmd_fetch)
 
@@ -68,7 +71,7 @@ def _client(args: argparse.Namespace, **kw: Any) -> Any:
     from .._client import Client
 
     return Client(load_config(args), offline=getattr(args, "offline", False),
-                  strict=True if getattr(args, "strict", False) else None, **kw)
+                  strict=True if getattr(args, "strict", False) else None, verify=getattr(args, "verify", None), **kw)
 
 
 def _say(args: argparse.Namespace, text: str) -> None:

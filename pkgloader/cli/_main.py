@@ -75,8 +75,9 @@ _COMMAND_MODULES = {
     "lock": "_project_cmd", "sync": "_project_cmd", "update": "_project_cmd", "init": "_project_cmd",
     "config": "_config_cmd", "cache": "_cache_cmd", "completion": "_completion_cmd",
     "export": "_airgap_cmd", "import": "_airgap_cmd",
+    "verify": "_verify_cmd",  # provenance (README, Provenance)
 }
-_MODULE_ORDER = ("_fetch_cmd", "_project_cmd", "_config_cmd", "_cache_cmd", "_airgap_cmd", "_completion_cmd")
+_MODULE_ORDER = ("_fetch_cmd", "_project_cmd", "_config_cmd", "_cache_cmd", "_airgap_cmd", "_completion_cmd", "_verify_cmd")
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:

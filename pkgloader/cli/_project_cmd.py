@@ -18,6 +18,9 @@ def _project_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("--offline", action="store_true", help="use only the local cache; fail clearly on a miss")
     p.add_argument("--frozen", action="store_true", help="--locked and --offline")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    from ._verify_cmd import add_verify_flags  # --verify / --no-verify (provenance)
+
+    add_verify_flags(p)
 
 
 def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
@@ -118,7 +121,7 @@ def _client(args: argparse.Namespace) -> Any:
 
     if getattr(args, "frozen", False):
         args.locked = args.offline = True
-    return Client(load_config(args), offline=args.offline)
+    return Client(load_config(args), offline=args.offline, verify=getattr(args, "verify", None))
 
 
 def _report(args: argparse.Namespace, result: Any, verb: str, engine: Any = None) -> int:
