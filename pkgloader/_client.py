@@ -282,12 +282,14 @@ class Client(_Base):
         return finish(provider, project, resolution, old, locked=locked)
 
     def publish(self, path: PathLike, package: str | tuple[PackageRef, Version], *,
-                annotations: dict[str, str] | None = None, force: bool = False) -> PublishResult:
-        """Push a wasm file as the CNCF Wasm OCI artifact ``package`` (``ns:name@1.2.3``)."""
+                annotations: dict[str, str] | None = None, force: bool = False,
+                sign_key: PathLike | None = None) -> PublishResult:
+        """Push a wasm file as the CNCF Wasm OCI artifact ``package`` (``ns:name@1.2.3``);
+        with ``sign_key`` (a PEM private key), also attach a keyed Sigstore bundle signing it."""
         ref, version = parse_publish_target(package)
         return self._run(self._registry(ref),
                          self.engine.publish_flow(Path(path), (ref, version), annotations=annotations or {},
-                                                  force=force))
+                                                  force=force, sign_key=sign_key))
 
 
 class AsyncClient(_Base):
@@ -449,11 +451,12 @@ class AsyncClient(_Base):
         return finish(provider, project, resolution, old, locked=locked)
 
     async def publish(self, path: PathLike, package: str | tuple[PackageRef, Version], *,
-                      annotations: dict[str, str] | None = None, force: bool = False) -> PublishResult:
+                      annotations: dict[str, str] | None = None, force: bool = False,
+                      sign_key: PathLike | None = None) -> PublishResult:
         ref, version = parse_publish_target(package)
         return await self._run(self._registry(ref),
                                self.engine.publish_flow(Path(path), (ref, version), annotations=annotations or {},
-                                                        force=force))
+                                                        force=force, sign_key=sign_key))
 
 
 Client.__doc__ = (Client.__doc__ or "") + _INIT_DOC

@@ -248,15 +248,15 @@ class Engine:
         return infos
 
     def _cached_versions(self, ref: PackageRef, registry: str) -> list[VersionInfo]:
-        found: dict[Version, VersionInfo] = {}
+        found: dict[str, VersionInfo] = {}  # by text: 1.2.3 and 1.2.3+build.5 are two releases
         cached = self.cache.get_versions(registry, ref)
         if cached is not None:
             for text, yanked in cached[0]:
                 v = Version.from_tag(text)
                 if v is not None:
-                    found[v] = VersionInfo(v, yanked)
+                    found[str(v)] = VersionInfo(v, yanked)
         for r in self.cache.releases(registry, ref):
-            found.setdefault(r.version, VersionInfo(r.version, r.yanked))
+            found.setdefault(str(r.version), VersionInfo(r.version, r.yanked))
         if not found:
             raise OfflineCacheMiss(
                 f"no versions of {ref} from {registry} are in the cache (offline)",
@@ -336,11 +336,13 @@ class Engine:
             try:
                 rel = yield from backend.release_flow(self, source, exact)
             except PackageNotFound:
+                if exact.build:
+                    raise  # =1.2.3+build.5 names that one tag
                 infos = yield from self.versions_flow(ref)
-                same = [i.version for i in infos if i.version == exact]
+                same = [i.version for i in infos if i.version == exact and not i.yanked]
                 if not same:
                     raise
-                rel = yield from backend.release_flow(self, source, max(same, key=lambda v: v.sort_key))
+                rel = yield from backend.release_flow(self, source, max(same, key=lambda v: v.selection_key))
         else:
             infos = yield from self.versions_flow(ref)
             version = self.select(ref, spec.requirement, infos, registry)
@@ -473,7 +475,7 @@ class Engine:
     # --- publish ------------------------------------------------------------------------
 
     def publish_flow(self, path: Path, target: str | tuple[PackageRef, Version], *, annotations: dict[str, str],
-                     force: bool) -> Flow[Any]:
+                     force: bool, sign_key: str | os.PathLike[str] | None = None) -> Flow[Any]:
         package, version = parse_publish_target(target)
         spec = PackageSpec(package, VersionReq.parse(f"={version}"))
         with open(path, "rb") as f:
@@ -490,7 +492,17 @@ class Engine:
                              hint="publish to an OCI registry")
         from .backends import oci
 
+        signing = None
+        if sign_key is not None:  # read before anything is pushed (see _provenance._publish)
+            from ._provenance._publish import load_signing_key
+
+            signing = load_signing_key(sign_key)
         size = path.stat().st_size
         tick = self.progress(f"upload {spec.package}@{version}", size) if self.progress else None
-        return (yield from oci.publish_flow(self.oci, source, path, version, annotations=annotations, force=force,
-                                            progress=tick))
+        result = yield from oci.publish_flow(self.oci, source, path, version, annotations=annotations, force=force,
+                                             progress=tick)
+        if signing is not None:
+            from ._provenance._publish import sign_published_flow
+
+            result = yield from sign_published_flow(self.oci, source, result, signing)
+        return result

@@ -176,18 +176,18 @@ def list_tags_flow(ctx: OciContext, source: Source) -> Flow[list[str]]:
 
 
 def tags_to_versions(tags: list[str], junk: list[str] | None = None) -> list[VersionInfo]:
-    """SemVer tags (``_`` read as ``+``); cosign ``sha256-*`` tags dropped quietly, other
-    junk collected into ``junk`` for ``-v``."""
-    out: dict[Version, Version] = {}
+    """SemVer tags (``_`` read as ``+``), every one: ``1.2.3`` and ``1.2.3_build.5`` are two
+    artifacts and both are listed (selection prefers the plain one, see
+    ``VersionReq.select``); cosign ``sha256-*`` tags dropped quietly, other junk collected
+    into ``junk`` for ``-v``."""
+    out: dict[str, Version] = {}
     for tag in tags:
         v = Version.from_tag(tag)
         if v is None:
             if junk is not None and not tag.startswith("sha256-"):
                 junk.append(tag)
             continue
-        prev = out.get(v)
-        if prev is None or v.sort_key > prev.sort_key:
-            out[v] = v
+        out.setdefault(str(v), v)
     return [VersionInfo(v) for v in sorted(out.values(), key=lambda x: x.sort_key)]
 
 
@@ -409,6 +409,7 @@ class PublishResult:
     manifest_digest: str
     layer_digest: str
     size: int
+    signature: str | None = None  # the referrer digest of its signature (publish --sign-key)
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)

@@ -62,6 +62,9 @@ def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> Non
     p.add_argument("--annotation", action="append", default=[], metavar="KEY=VALUE",
                    help="manifest annotation (repeatable), e.g. org.opencontainers.image.description=...")
     p.add_argument("--force", action="store_true", help="replace an existing version")
+    p.add_argument("--sign-key", metavar="FILE",
+                   help="sign it: attach a keyed Sigstore bundle (PEM private key: ECDSA P-256/P-384, Ed25519, RSA) "
+                        "as a referrer (README, Provenance)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     common(p)
     p.set_defaults(func=cmd_publish)
@@ -305,7 +308,8 @@ def cmd_publish(args: argparse.Namespace) -> int:
     progress = None if (args.quiet or args.json) else progress_factory()
     try:
         with _client(args, progress=progress) as client:
-            result = client.publish(path, target, annotations=annotations, force=args.force)
+            result = client.publish(path, target, annotations=annotations, force=args.force,
+                                    sign_key=getattr(args, "sign_key", None))
     finally:
         if progress is not None:
             progress.close()
@@ -314,4 +318,6 @@ def cmd_publish(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(f"{result.reference}@{result.manifest_digest}\n")
         _say(args, f"published {result.package}@{result.version} ({_size(result.size)})")
+        if result.signature:
+            _say(args, f"signed {result.manifest_digest} (signature {result.signature})")
     return 0

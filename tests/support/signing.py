@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from cryptography.hazmat.primitives import hashes, serialization
+
+from support.oci import OciError
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
 SIMPLESIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
@@ -127,8 +129,8 @@ def push_referrer(oci: Any, repo: str, subject: str, subject_size: int, bundle: 
     if fallback:
         tag = subject.replace(":", "-")
         try:
-            index = oci.get_manifest(repo, tag).json()
-        except Exception:  # noqa: BLE001 - no index yet
+            index = oci.get_manifest(repo, tag).json
+        except OciError:  # no index yet
             index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}
         entry: dict[str, Any] = {"mediaType": OCI_MANIFEST, "digest": digest, "size": len(body)}
         if index_artifact_type is not None:
