@@ -7,8 +7,8 @@
     mirror_fallback = true      # go to the origin when every mirror fails (default)
 
 A mirror is stored normalised as a dict: ``location`` (``host[:port][/path-prefix]``) and
-optionally ``protocol``, ``auth``, ``resolve``, ``accept_invalid_certificates``,
-``extra_root_certificates``.
+optionally ``protocol``, ``auth``, ``resolve``. A mirror is reached with the TLS settings of
+the registry it mirrors (TLS keys of its own are refused, not ignored).
 """
 
 from __future__ import annotations
@@ -18,7 +18,10 @@ from typing import Any, Callable
 
 __all__ = ["MIRROR_KEYS", "check_mirrors", "check_fallback", "parse_env_mirrors", "split_location", "mask_mirrors"]
 
-MIRROR_KEYS = ("location", "protocol", "auth", "resolve", "accept_invalid_certificates", "extra_root_certificates")
+MIRROR_KEYS = ("location", "protocol", "auth", "resolve")
+#: TLS keys of a mirror's own are not supported yet: a mirror is reached with the TLS settings
+#: of the registry it mirrors (whose extra_root_certificates may hold the mirror's CA too)
+_TLS_KEYS = ("accept_invalid_certificates", "extra_root_certificates", "client_certificate", "client_key")
 _HOST_RE = re.compile(
     r"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*)(?::[0-9]{1,5})?$"
 )
@@ -66,6 +69,10 @@ def check_mirrors(value: Any, fail: Fail) -> list[dict[str, Any]]:
         elif not isinstance(item, dict):
             raise fail(kp, "a mirror is a string host[:port][/path-prefix] or a table", 'e.g. { location = "mirror:5000" }')
         for key in item:
+            if key in _TLS_KEYS:
+                raise fail(kp + [key], f"{key} is not supported in a mirror table yet",
+                           "a mirror is reached with the TLS settings of the registry it mirrors: add its CA to that "
+                           "registry's extra_root_certificates (or SSL_CERT_FILE)")
             if key not in MIRROR_KEYS:
                 import difflib
 
@@ -83,7 +90,7 @@ def check_mirrors(value: Any, fail: Fail) -> list[dict[str, Any]]:
             if item["protocol"] not in ("http", "https"):
                 raise fail(kp + ["protocol"], 'protocol must be "http" or "https"', None)
             norm["protocol"] = item["protocol"]
-        for key in ("resolve", "accept_invalid_certificates"):
+        for key in ("resolve",):
             if key in item:
                 if not isinstance(item[key], bool):
                     raise fail(kp + [key], f"{key} must be true or false", None)
@@ -108,14 +115,6 @@ def check_mirrors(value: Any, fail: Fail) -> list[dict[str, Any]]:
                 norm["auth"] = auth
             else:
                 raise fail(kp + ["auth"], "a mirror's auth must be a table { username, password } or a base64 string", None)
-        if "extra_root_certificates" in item:
-            certs = item["extra_root_certificates"]
-            if not isinstance(certs, list) or not all(
-                    isinstance(c, dict) and isinstance(c.get("data"), str) and c.get("encoding", "pem") in ("pem", "der")
-                    and set(c) <= {"encoding", "data"} for c in certs):
-                raise fail(kp + ["extra_root_certificates"],
-                           'extra_root_certificates must be an array of { encoding = "pem"|"der", data = "..." } tables', None)
-            norm["extra_root_certificates"] = [dict(c) for c in certs]
         out.append(norm)
     return out
 

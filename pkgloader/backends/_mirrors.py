@@ -100,6 +100,8 @@ def mirror_plan(config: Config, source: Source) -> MirrorPlan | None:
     names.append("*")
     for name in names:
         rc = config.registries.get(name)
+        if rc is not None and rc.problems:
+            rc.check_usable()  # broken mirrors are an error, never a silent trip to the origin
         table = rc.backends.get("oci", {}) if rc is not None else {}
         setting = table.get("mirrors")
         if setting is None:
