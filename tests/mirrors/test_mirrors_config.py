@@ -221,3 +221,22 @@ def test_pkgloader_mirrors_for_every_registry_serves_content(plain_mirror: tuple
                 "--cache-dir", tmp_path / "cache2")
     assert r.code == 0, r.err
     assert "served_by" not in r.json()["fetched"][0]  # type: ignore[index]  (no mirrors: nothing to say)
+
+
+def test_the_async_client_goes_through_the_mirror_too(plain_mirror: tuple[Any, HeaderProxy], tmp_path: Path) -> None:
+    import asyncio
+
+    from pkgloader import AsyncClient
+
+    reg, mirror = plain_mirror
+    cfg = Config.load(config_files=[write_config(tmp_path, reg, extra=f'mirrors = ["{mirror.host}"]\n')],
+                      cache_dir=tmp_path / "cache", env={})
+    mirror.mark()
+
+    async def main() -> Any:
+        async with AsyncClient(cfg) as client:
+            return await client.fetch("test:base@=1.0.0", tmp_path / "b.wasm")
+
+    result = asyncio.run(main())
+    assert result.path.read_bytes()[:4] == b"\0asm"
+    assert [p.rsplit("/", 2)[-2] for _, p in mirror.requests()] == ["blobs"]
