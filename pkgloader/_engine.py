@@ -182,6 +182,7 @@ class Engine:
         #: verified, by (package, version) (see _provenance._enforce)
         self.verify = verify
         self.verified: dict[tuple[str, str], Any] = {}
+        self.unverified: dict[tuple[str, str], str] = {}  # checked in mode warn and failed: the code
         self.config = config
         self.cache = Cache(config.cache_dir, durable=config.settings.fsync.value)
         # what killed processes left in the cache's tmp/ goes now (one scan of a directory

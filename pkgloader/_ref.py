@@ -213,20 +213,31 @@ class PackageSpec:
 
     ``requirement`` None means the highest stable release. ``str()`` is canonical
     (``wasi:http@^0.2``) and parses back to an equal spec.
+
+    Build metadata: requirements follow Cargo and ignore it, except that an exact
+    ``ns:name@=1.2.3+build.5`` names one tag (``1.2.3_build.5``): ``build`` keeps it and
+    ``exact_version`` carries it. ``@=1.2.3`` and every other requirement may select a
+    version with build metadata, preferring the one without (see ``VersionReq.select``).
     """
 
-    __slots__ = ("package", "requirement")
+    __slots__ = ("package", "requirement", "build")
 
     package: PackageRef
     requirement: VersionReq | None
+    build: tuple[str, ...]
 
-    def __init__(self, package: PackageRef, requirement: VersionReq | None = None) -> None:
+    def __init__(self, package: PackageRef, requirement: VersionReq | None = None, *,
+                 build: tuple[str, ...] = ()) -> None:
         if not isinstance(package, PackageRef):
             raise TypeError(f"package must be a PackageRef, not {type(package).__name__}")
         if requirement is not None and not isinstance(requirement, VersionReq):
             raise TypeError(f"requirement must be a VersionReq or None, not {type(requirement).__name__}")
+        build = tuple(build)
+        if build and (requirement is None or requirement.exact() is None):
+            raise ValueError("build metadata is kept only with an exact requirement (=X.Y.Z+BUILD)")
         object.__setattr__(self, "package", package)
         object.__setattr__(self, "requirement", requirement)
+        object.__setattr__(self, "build", build)
 
     @classmethod
     def parse(cls, text: str) -> PackageSpec:
@@ -262,17 +273,27 @@ class PackageSpec:
                 offset=at + 1,
                 default_hint=hint,
             ) from None
-        return cls(package, requirement)
+        build: tuple[str, ...] = ()
+        if "+" in req_text and requirement.exact() is not None:
+            # =X.Y.Z+B: the one comparator's text is a whole version (checked by the parser)
+            build = Version.parse(req_text.strip().lstrip("=").strip()).build
+        return cls(package, requirement, build=build)
 
     @property
     def exact_version(self) -> Version | None:
-        """The version when the requirement is a single ``=X.Y.Z[-pre]``, else None."""
-        return None if self.requirement is None else self.requirement.exact()
+        """The version when the requirement is a single ``=X.Y.Z[-pre][+build]``, else None."""
+        if self.requirement is None:
+            return None
+        v = self.requirement.exact()
+        if v is not None and self.build:
+            v = Version._make(v.major, v.minor, v.patch, v.pre, self.build)
+        return v
 
     def __str__(self) -> str:
         if self.requirement is None:
             return str(self.package)
-        return f"{self.package}@{self.requirement}"
+        build = "+" + ".".join(self.build) if self.build else ""
+        return f"{self.package}@{self.requirement}{build}"
 
     def __repr__(self) -> str:
         return f"<PackageSpec({str(self)!r})>"
@@ -280,10 +301,11 @@ class PackageSpec:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, PackageSpec):
             return NotImplemented
-        return self.package == other.package and self.requirement == other.requirement
+        return (self.package == other.package and self.requirement == other.requirement
+                and self.build == other.build)
 
     def __hash__(self) -> int:
-        return hash((self.package, self.requirement))
+        return hash((self.package, self.requirement, self.build))
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"PackageSpec is immutable (cannot set {name!r})")
@@ -292,4 +314,8 @@ class PackageSpec:
         raise AttributeError(f"PackageSpec is immutable (cannot delete {name!r})")
 
     def __reduce__(self) -> tuple:
-        return (PackageSpec, (self.package, self.requirement))
+        return (_make_spec, (self.package, self.requirement, self.build))
+
+
+def _make_spec(package: PackageRef, requirement: VersionReq | None, build: tuple[str, ...]) -> PackageSpec:
+    return PackageSpec(package, requirement, build=build)

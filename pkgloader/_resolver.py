@@ -573,7 +573,7 @@ class _Search:
                 continue
             out.append(_Candidate(v, info.yanked, lock))
         # locked first, then stable, then pre-releases; highest first within each group
-        out.sort(key=lambda c: (c.locked is not None, not c.version.is_prerelease, c.version.sort_key), reverse=True)
+        out.sort(key=lambda c: (c.locked is not None, not c.version.is_prerelease, c.version.selection_key), reverse=True)
         return out
 
     # -- answers ----------------------------------------------------------------------------
@@ -891,7 +891,7 @@ def _annotate(err: PkgLoaderError, package: PackageRef, requirements: tuple[Requ
 
 def _latest(versions: Sequence[Version]) -> Version:
     stable = [v for v in versions if not v.is_prerelease]
-    return max(stable or versions, key=lambda v: v.sort_key)
+    return max(stable or versions, key=lambda v: v.selection_key)
 
 
 def _dedupe(lines: list[str]) -> list[str]:

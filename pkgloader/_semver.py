@@ -571,6 +571,13 @@ class Version:
         string (``1.0.0 < 1.0.0+a < 1.0.0+b < 1.0.1``)."""
         return (self._key, ".".join(self.build))
 
+    @property
+    def selection_key(self) -> tuple:
+        """The key requirements select by (the highest wins): precedence, then no build
+        metadata over any, then the lexically lowest build (``1.0.0+b < 1.0.0+a < 1.0.0``)."""
+        build = ".".join(self.build)
+        return (self._key, not build, tuple(-ord(c) for c in build) + (1,))
+
     # -- value behaviour -----------------------------------------------------------
 
     def __str__(self) -> str:
@@ -925,10 +932,12 @@ class VersionReq:
         return isinstance(version, Version) and self.matches(version)
 
     def select(self, versions: Iterable[Version]) -> Version | None:
-        """The highest matching version (ties in precedence broken by ``sort_key``), or None."""
+        """The highest matching version, or None. Versions equal in precedence differ only in
+        build metadata (tags ``1.2.3`` and ``1.2.3_build.5``): the one without build metadata
+        wins, then the lexically lowest build (``Version.selection_key``)."""
         best: Version | None = None
         for v in versions:
-            if self.matches(v) and (best is None or v.sort_key > best.sort_key):
+            if self.matches(v) and (best is None or v.selection_key > best.selection_key):
                 best = v
         return best
 

@@ -721,7 +721,7 @@ def resolve_flow(engine: Engine, source: Source, spec: PackageSpec) -> Flow[Rele
         raise
     text = str(version)
     matches = [(i, r) for i, r in pairs if r.version == text] or [(i, r) for i, r in pairs if i.version == version and not i.yanked]
-    info, rel = max(matches, key=lambda p: p[0].version.sort_key)
+    info, rel = max(matches, key=lambda p: p[0].version.selection_key)
     return _release(source, api, info.version, rel)
 
 

@@ -703,9 +703,13 @@ def test_select_returns_the_highest_match() -> None:
     assert R("^2").select(versions) is None
     assert R("*").select([]) is None
     assert R("*").select(iter(versions)) == V("1.0.0")  # any iterable
-    # equal precedence: the highest sort_key wins, whatever the input order
-    assert str(R("=1.0.0").select([V("1.0.0+b"), V("1.0.0+a")])) == "1.0.0+b"
-    assert str(R("=1.0.0").select([V("1.0.0+a"), V("1.0.0+b")])) == "1.0.0+b"
+    # equal precedence (only build metadata differs): no build metadata wins, then the
+    # lexically lowest build, whatever the input order
+    assert str(R("=1.0.0").select([V("1.0.0+b"), V("1.0.0+a")])) == "1.0.0+a"
+    assert str(R("=1.0.0").select([V("1.0.0+a"), V("1.0.0+b")])) == "1.0.0+a"
+    assert str(R("=1.0.0").select([V("1.0.0+a.1"), V("1.0.0+a")])) == "1.0.0+a"
+    assert str(R("*").select([V("1.0.0+a"), V("1.0.0"), V("1.0.0+0")])) == "1.0.0"
+    assert str(R("*").select([V("1.0.0"), V("1.0.1+z")])) == "1.0.1+z"  # precedence first
     assert list(R("0.2").filter(versions)) == [V("0.2.0"), V("0.2.3")]
 
 
