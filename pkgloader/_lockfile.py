@@ -81,6 +81,9 @@ class LockedVersion:
     requirement: VersionReq
     version: Version
     digest: Digest
+    #: provenance: who signed the locked manifest, as pkgloader verified it (``signed_by``
+    #: line; wkg ignores it). None: not verified (README, Provenance)
+    signed_by: str | None = None
 
     def _key(self) -> tuple[Any, ...]:
         return (self.version.sort_key, str(self.requirement))
@@ -243,6 +246,8 @@ class LockFile:
                     f"version = {_toml_str(str(v.version))}\n"
                     f"digest = {_toml_str(str(v.digest))}\n"
                 )
+                if v.signed_by is not None:  # provenance (pkgloader only)
+                    out.append(f"signed_by = {_toml_str(v.signed_by)}\n")
         return "".join(out)
 
     def write(self, path: str | os.PathLike[str] | None = None) -> Path:
@@ -286,6 +291,7 @@ class LockFile:
         digests: Mapping[PackageRef, Digest] | None = None,
         *,
         path: str | os.PathLike[str] | None = None,
+        signed: Mapping[PackageRef, str | None] | None = None,
     ) -> LockFile:
         """The lock for a resolution: one entry per package resolved from a registry, one
         version entry per distinct requirement on it (local overrides are not locked).
@@ -301,7 +307,8 @@ class LockFile:
             if digest is None:
                 raise ValueError(f"no digest for {resolved}: pass it in digests")
             reqs = dict.fromkeys(r.requirement for r in resolved.requirements)
-            versions = tuple(LockedVersion(req, resolved.version, digest) for req in reqs)
+            signer = (signed or {}).get(resolved.package)  # provenance: who signed it (verified)
+            versions = tuple(LockedVersion(req, resolved.version, digest, signer) for req in reqs)
             packages.append(LockedPackage(resolved.package, resolved.registry, versions))
         return cls(packages, path=path)
 
@@ -337,8 +344,15 @@ class LockFile:
                     (v.requirement, v.version) for v in after.versions
                 }:
                     lines.append(f"~ {some.name} {new_v}{where}: requirements changed")
-                else:
+                elif {(v.requirement, v.version, v.digest) for v in before.versions} != {
+                    (v.requirement, v.version, v.digest) for v in after.versions
+                }:
                     lines.append(f"~ {some.name} {new_v}{where}: digest changed")
+                else:  # provenance: only who signed it changed
+                    was = next((v.signed_by for v in before.versions if v.signed_by), None)
+                    now = next((v.signed_by for v in after.versions if v.signed_by), None)
+                    lines.append(f"~ {some.name} {new_v}{where}: " + (f"signed by {now}" if now else "no longer signed")
+                                 + f" (was: {was or 'not verified'})")
         return lines
 
     def ensure_unchanged(self, new: LockFile) -> None:
@@ -508,7 +522,10 @@ def _read_version(entry: object, index: int, origin: str, package_where: str) ->
                               what="digest")
     except PkgLoaderError as exc:
         raise _error(origin, f"{where}: {exc.message}") from None
-    return LockedVersion(requirement, version, digest)
+    signed_by = entry.get("signed_by")  # provenance (pkgloader only; optional)
+    if signed_by is not None and not isinstance(signed_by, str):
+        raise _error(origin, f"{where}: 'signed_by' must be a string, not {_toml_type(signed_by)}")
+    return LockedVersion(requirement, version, digest, signed_by)
 
 
 # --- TOML strings, as the Rust toml crate writes them ---------------------------------------

@@ -298,7 +298,10 @@ def finish(provider: Provider, project: Project, resolution: Resolution, old: Lo
         digest = provider.digests[(resolved.package, resolved.version)]
         verify_locked_digest(resolved, digest, origin=resolved.registry)
         digests[resolved.package] = digest
-    new = LockFile.from_resolution(resolution, digests, path=project.lock_write)
+    from ._provenance._lock import lock_signers  # provenance: who signed each locked package
+
+    signed = lock_signers(provider.engine, resolution, old, locked=locked)
+    new = LockFile.from_resolution(resolution, digests, path=project.lock_write, signed=signed)
     if locked:
         old.ensure_unchanged(new)
     changes = old.changes(new)
@@ -339,16 +342,166 @@ def locked_spec(resolved: Any) -> PackageSpec:
     return PackageSpec(resolved.package, VersionReq.parse(f"={resolved.version}"))
 
 
+class SyncPlan:
+    """How one sync writes its packages (issue 15):
+
+    * a **component** never goes into ``wit/deps/`` (wasm-tools refuses it there: "found an
+      actual component"): it is written to ``deps/<ns>-<name>-<version>.wasm`` at the
+      project root;
+    * a WIT package is written as ``wit/deps/<ns>-<name>-<version>.wasm`` (``format`` "wasm")
+      or as text, ``wit/deps/<ns>-<name>-<version>/package.wit`` for it and for every package
+      it uses (``format`` "wit", as wkg writes them; needs the ``wit`` extra);
+    * a package already present in ``wit/deps/`` in another form (a wkg text directory beside
+      the ``.wasm`` sync would write, a ``.wasm`` under another name) is refused naming both
+      (``deps-conflict``, exit 7), or, with ``replace``, the other entry is removed once the
+      sync has written its own. What pkgloader wrote itself (``ns-name-X.Y.Z.wasm``, text
+      directories holding its marker) is simply replaced or pruned."""
+
+    def __init__(self, project: Project, engine: Any, *, replace: bool = False, format: str | None = None) -> None:
+        import threading
+
+        from ._witdeps import deps_inventory
+
+        self.project = project
+        self.engine = engine
+        self.format = format or project.config.settings.deps_format.value
+        if self.format not in ("wasm", "wit"):
+            from ._errors import UsageError
+
+            raise UsageError(f"unknown deps format {self.format!r}", hint="use wasm or wit")
+        if self.format == "wit":
+            from ._wittext import wasm_tools
+
+            wasm_tools("sync with deps_format = \"wit\"")  # fail before anything is fetched
+        self.replace = replace
+        self.deps = project.wit_dir / "deps"
+        self.inventory = deps_inventory(self.deps) if self.deps.is_dir() else []
+        self.replaced: dict[Path, None] = {}
+        self._lock = threading.Lock()
+        self._text_dirs: set[Path] = set()
+
+    def precheck(self, targets: list[tuple[Any, Path]]) -> None:
+        """Refuse conflicts of the packages named by the lock before anything is fetched."""
+        for r, dest in targets:
+            if r.version is None:
+                continue
+            if self.format == "wit":
+                from ._wittext import dir_name
+
+                dest = self.deps / dir_name(r.package, r.version)
+            self.check(r.package, r.version, dest)
+
+    def check(self, package: PackageRef, version: Version | None, dest: Path) -> None:
+        for entry in self.inventory:
+            if entry.path == dest or not entry.holds(package, version):
+                continue
+            if entry.form == "wasm" and _MANAGED_RE.match(entry.path.name) or entry.managed_dir:
+                continue  # pkgloader's own earlier output: replaced or pruned
+            if self.replace:
+                self.replaced[entry.path] = None
+                continue
+            from ._errors import ConflictError
+
+            shown = f"{package}@{version}" if version is not None else str(package)
+            raise ConflictError(
+                f"{shown} is already in {entry.describe()}; sync would also write it as {dest}",
+                details=["wasm-tools and wit-parser refuse a package that wit/deps/ defines twice "
+                         "(\"attempting to re-add package\")"],
+                hint=f"remove {entry.path}, or run 'pkgloader sync --replace-deps' to replace it with what the lock "
+                     "names (or sync --format to match the form already there)",
+                code="deps-conflict",
+            )
+
+    def write(self, resolved: Any, blob: Path, digest: Digest) -> list[Path]:
+        """Write one fetched registry package (its verified cache entry ``blob``)."""
+        from ._component import read_component_file
+
+        name = deps_file_name(resolved.package, resolved.version)
+        try:
+            kind = read_component_file(blob).kind
+        except Exception:  # noqa: BLE001 - not readable as a component: written as it is
+            kind = "wit-package"
+        if kind == "component":
+            dest = self.project.root / "deps" / name
+            self.engine.cache.copy_blob(digest, dest, overwrite=True)
+            return [dest]
+        if self.format == "wit":
+            return self._write_text(blob)
+        dest = self.deps / name
+        self.check(resolved.package, resolved.version, dest)
+        self.engine.cache.copy_blob(digest, dest, overwrite=True)
+        return [dest]
+
+    def _write_text(self, blob: Path) -> list[Path]:
+        from ._cache import output_error
+        from ._fsutil import atomic_write_bytes
+        from ._witdeps import MANAGED_MARKER
+        from ._wittext import decode_packages, dir_name
+
+        out = []
+        for package, version, text in decode_packages(blob):
+            dest = self.deps / dir_name(package, version)
+            with self._lock:
+                if dest in self._text_dirs:
+                    continue  # another package of this sync holds it too
+                self._text_dirs.add(dest)
+                self.check(package, version, dest)
+                try:
+                    dest.mkdir(parents=True, exist_ok=True)
+                    for stale in dest.glob("*.wit"):
+                        if stale.name != "package.wit":
+                            stale.unlink()  # one package per directory, as wkg writes it
+                    atomic_write_bytes(dest / "package.wit", text.encode("utf-8"))
+                    marker = dest / MANAGED_MARKER
+                    if not marker.is_file():
+                        atomic_write_bytes(marker, b"written by pkgloader sync; removed with its package\n")
+                except OSError as exc:
+                    raise output_error(exc, dest) from None
+            out.append(dest)
+        return out
+
+    def place_local(self, src: Path, dest: Path) -> Path:
+        if src.is_file() and src.suffix == ".wasm":
+            from ._component import read_component_file
+
+            try:
+                if read_component_file(src).kind == "component":
+                    dest = self.project.root / "deps" / dest.name
+            except Exception:  # noqa: BLE001
+                pass
+        place_local(src, dest)
+        return dest
+
+
 def finish_sync(project: Project, result: ProjectResult, targets: list[tuple[Any, Path]],
-                fetched: list[Path]) -> ProjectResult:
+                fetched: list[Path], plan: SyncPlan | None = None) -> ProjectResult:
     """After the registry packages are written to ``fetched``: place the local overrides,
     and remove the dependency files the resolution no longer needs."""
     result.synced = list(fetched)
     for r, dest in targets:
         if r.version is None:
-            place_local(Path(r.path), dest)
+            if plan is not None:
+                dest = plan.place_local(Path(r.path), dest)
+            else:
+                place_local(Path(r.path), dest)
             result.synced.append(dest)
-    result.removed = prune(project, {d for _, d in targets})
+    keep = set(result.synced)
+    result.removed = prune(project, keep)
+    if plan is not None:
+        for path in plan.replaced:
+            if path in keep or not (path.exists() or path.is_symlink()):
+                continue
+            try:
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
+            except OSError as exc:
+                from ._fsutil import explain_os_error
+
+                reason, hint = explain_os_error(exc, path)
+                raise LocalIOError(f"cannot remove {str(path)!r}: {reason}", hint=hint) from None
+            result.removed.append(path)
     return result
 
 
@@ -382,11 +535,18 @@ def place_local(src: Path, dest: Path) -> None:
 
 def prune(project: Project, keep: set[Path]) -> list[Path]:
     """Remove dependency files pkgloader wrote earlier that the resolution no longer needs
-    (only ``ns-name-X.Y.Z.wasm`` files; anything else in deps/ is the user's)."""
+    (only ``ns-name-X.Y.Z.wasm`` files and text directories holding pkgloader's marker;
+    anything else in deps/ is the user's)."""
     deps = project.wit_dir / "deps"
     removed = []
     if deps.is_dir():
+        from ._witdeps import MANAGED_MARKER
+
         for p in sorted(deps.iterdir()):
+            if p.is_dir() and not p.is_symlink() and (p / MANAGED_MARKER).is_file() and p not in keep:
+                shutil.rmtree(p, ignore_errors=True)  # a text directory pkgloader wrote
+                removed.append(p)
+                continue
             if p.is_file() and _MANAGED_RE.match(p.name) and p not in keep:
                 try:
                     p.unlink()

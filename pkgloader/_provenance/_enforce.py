@@ -69,6 +69,7 @@ def enforce_flow(engine: Any, rel: Release, source: Source | None) -> Flow[Verif
     except SignatureError as exc:
         if mode != "warn":
             raise
+        engine.unverified[key] = exc.code
         log.warning("provenance of %s not verified (policy %r, mode warn): %s: %s", what, policy.pattern,
                     exc.code, exc.message)
         return None

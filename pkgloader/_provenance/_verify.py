@@ -42,6 +42,12 @@ class Verified:
     predicate_type: str | None = None
     log: dict[str, Any] = field(default_factory=dict)  # logIndex, integratedTime (not verified for keyed)
 
+    @property
+    def signed_by(self) -> str:
+        """What the lock file records: the format and the signer as the signature names it
+        (a key's hint, a certificate's identity), the same on every machine."""
+        return f"{self.format}: {self.found}"
+
     def to_json(self) -> dict[str, Any]:
         return {"subject": self.subject, "format": self.format, "signer": self.signer, "found": self.found,
                 "where": self.where, "predicate_type": self.predicate_type, "log": dict(self.log)}
@@ -96,7 +102,7 @@ def evaluate(candidates: list[Candidate], policy: Policy, subject: str, what: st
         accepted_found = found
         for signer, key in keys:
             if any(key.verify(sig, c.signed) for sig in c.signatures):
-                accepted_by, accepted_found = str(signer), str(key)
+                accepted_by, accepted_found = str(signer), f"key {key.hint} ({key.kind})"
                 break
         if accepted_by is None and keys and c.certificate is None:
             if c.hint and any(k.hint == c.hint for _, k in keys):

@@ -92,7 +92,7 @@ def test_verify_command(registry, oci_client, wit_package, registry_config, make
     assert lines[0] == f"test:pkg@1.0.0 ({one.manifest_digest}) from {registry.host}: verified"
     assert lines[1] == "  format:    sigstore-bundle (https://sigstore.dev/cosign/sign/v1)"
     assert lines[2] == f"  signer:    key {key.pub_path}"
-    assert lines[3].startswith(f"  found:     key {key.pub_path} (ecdsa-p256, {key.hint})")
+    assert lines[3] == f"  found:     key {key.hint} (ecdsa-p256)"
     data = run_cli("verify", "test:pkg@1.0.0", "--key", key.pub_path, "--json").json()
     assert data["format"] == "sigstore-bundle" and data["subject"] == one.manifest_digest  # type: ignore[index]
     r = run_cli("verify", "test:pkg@1.0.0", "--key", other.pub_path)
