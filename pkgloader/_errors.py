@@ -11,6 +11,7 @@ to one of these and never leak.
     │   ├── InvalidVersionReq           invalid-version-req
     │   ├── ConfigError                 invalid-config (also: invalid-lock-file, registry-unusable)
     │   ├── RegistryNotConfigured       no-registry
+    │   ├── MissingExtra                missing-extra
     │   └── UsageError                  usage
     ├── NotFoundError                   exit 3
     │   ├── PackageNotFound             package-not-found
@@ -60,6 +61,7 @@ __all__ = [
     "ConfigError",
     "RegistryNotConfigured",
     "UsageError",
+    "MissingExtra",
     "NotFoundError",
     "PackageNotFound",
     "NoMatchingVersion",
@@ -182,6 +184,12 @@ class RegistryNotConfigured(InputError):
 
 class UsageError(InputError):
     code = "usage"
+
+
+class MissingExtra(InputError):
+    """An optional extra (``pip install 'pkgloader[wit]'``) that a command needs is not installed."""
+
+    code = "missing-extra"
 
 
 # --- not found (exit 3) -------------------------------------------------------------
@@ -425,7 +433,97 @@ EXIT_CODES: dict[int, str] = {
     4: "authentication required (a 401 without credentials) or refused (configured credentials, then anonymous)",
     5: "integrity: digest/size mismatch, invalid manifest or content, failed warg verification, provenance policy not met",
     6: "network or registry error (connection, timeout, TLS, unexpected answer)",
-    7: "conflict: output exists, version already published, lock file out of date",
+    7: "conflict: output exists (with other bytes) or not up to date (fetch --check), version already published, lock file out of date",
     8: "local I/O error (cannot read or write a file)",
     130: "interrupted",
 }
+
+
+#: Every error code, with its exit code and what it means. README's error-code table is
+#: generated from this (``error_code_table()``; ``python scripts/update_readme.py`` rewrites
+#: it) and ``tests/unit/test_error_codes.py`` fails when a code raised anywhere in pkgloader
+#: is missing here, when an exit code disagrees with the class, or when README drifts.
+#: A new code: add it here, then run the script.
+CODES: dict[str, tuple[int, str]] = {
+    "internal-error": (1, "a bug in pkgloader: rerun with -v and report it"),
+    # input (2)
+    "invalid-input": (2, "bad input"),
+    "invalid-package-ref": (2, "a package reference is not namespace:name[@requirement]"),
+    "invalid-version": (2, "a version is not SemVer 2.0.0"),
+    "invalid-version-req": (2, "a version requirement does not parse (Cargo rules)"),
+    "invalid-config": (2, "a config file is malformed, nested too deeply, not a regular file, or has a bad value"),
+    "invalid-lock-file": (2, "a lock file (pkgloader.lock, wkg.lock, Cargo-component.lock) does not parse"),
+    "invalid-wit": (2, "a WIT file of the project cannot be read as WIT"),
+    "registry-unusable": (2, "the registry's config entry was invalid (reported as a warning when loaded)"),
+    "no-registry": (2, "no registry is configured for the package's namespace"),
+    "usage": (2, "the command line is wrong"),
+    "missing-extra": (2, "a feature needs an optional extra that is not installed (pip install 'pkgloader[...]')"),
+    # not found (3)
+    "not-found": (3, "something was not found"),
+    "package-not-found": (3, "no such package (or not authorized: a 403/404 from the registry)"),
+    "no-matching-version": (3, "no version matches the requirement"),
+    "version-yanked": (3, "the exact version asked for is yanked"),
+    "offline-cache-miss": (3, "--offline and the cache does not hold it"),
+    # auth (4)
+    "auth-failed": (4, "the credentials (then anonymous access) were refused"),
+    "auth-required": (4, "the registry answered 401 and no credentials are configured"),
+    # integrity (5)
+    "integrity-error": (5, "the bytes cannot be trusted"),
+    "digest-mismatch": (5, "content does not hash to its digest"),
+    "size-mismatch": (5, "content is not the size its manifest announced"),
+    "invalid-manifest": (5, "a manifest or index is malformed"),
+    "invalid-digest": (5, "a digest is not sha256:<64 lowercase hex>"),
+    "unsupported-digest": (5, "a digest algorithm other than sha256"),
+    "unsupported-media-type": (5, "a manifest of a media type pkgloader does not read"),
+    "manifest-too-large": (5, "a manifest larger than 4 MiB"),
+    "no-wasm-layer": (5, "the manifest has no wasm layer"),
+    "multiple-wasm-layers": (5, "the manifest has several wasm layers"),
+    "strict-layout": (5, "--strict: the artifact does not follow the CNCF Wasm OCI layout"),
+    "invalid-oci-layout": (5, "an OCI image layout directory is malformed"),
+    "not-wasm": (5, "the content is not WebAssembly"),
+    "invalid-component": (5, "a component or WIT package binary does not parse"),
+    "locked-digest-mismatch": (5, "the registry serves other bytes than the lock file records"),
+    "warg-verification": (5, "a warg log failed verification"),
+    "warg-bad-signature": (5, "a warg record's signature is invalid"),
+    "warg-broken-chain": (5, "a warg log's records do not chain"),
+    "warg-unauthorized": (5, "a warg record was signed by a key without the permission"),
+    "warg-invalid-record": (5, "a warg record or checkpoint is malformed"),
+    "warg-bad-timestamp": (5, "a warg record's timestamp goes backwards or is in the future"),
+    "warg-bad-proof": (5, "a warg inclusion or consistency proof does not verify"),
+    "warg-rewind": (5, "a warg registry's checkpoint is older than one already seen"),
+    "warg-fork": (5, "a warg registry shows two different logs for one checkpoint"),
+    "warg-root-mismatch": (5, "a warg checkpoint's root does not match the log"),
+    "warg-unsupported": (5, "a warg record uses a feature pkgloader does not verify"),
+    "signature-error": (5, "a provenance check failed"),
+    "signature-missing": (5, "the policy requires a signature and none was found"),
+    "signature-invalid": (5, "a signature does not verify"),
+    "signature-untrusted": (5, "a valid signature, but from no signer the policy accepts"),
+    "signature-subject-mismatch": (5, "a signature is for another manifest digest"),
+    # network (6)
+    "network-error": (6, "the connection failed"),
+    "timeout": (6, "connect, stall, low-speed or total deadline exceeded"),
+    "tls-error": (6, "TLS failed (e.g. a certificate that is not trusted)"),
+    "registry-error": (6, "the registry answered something unexpected"),
+    "answer-too-large": (6, "the registry's answer is larger than pkgloader reads for it"),
+    "mirrors-failed": (6, "every mirror failed and falling back to the origin is off"),
+    # conflict (7)
+    "conflict": (7, "a conflict"),
+    "output-exists": (7, "the output holds other bytes (pass --overwrite)"),
+    "output-out-of-date": (7, "fetch --check: an output is missing or holds other bytes"),
+    "version-exists": (7, "publish: the version is already published (pass --force)"),
+    "lock-out-of-date": (7, "--locked/--frozen: the lock file would change"),
+    "resolution-conflict": (7, "no set of versions satisfies every requirement"),
+    "resolution-too-complex": (7, "the resolver gave up after too many steps"),
+    "deps-conflict": (7, "a package is already in wit/deps/ in another form"),
+    # local (8)
+    "io-error": (8, "a local file cannot be read or written"),
+    "not-a-regular-file": (8, "an output or cache path is a directory, device, FIFO or socket: never replaced"),
+}
+
+
+def error_code_table() -> str:
+    """README's error-code table (Markdown), from ``CODES``."""
+    rows = ["| code | exit | meaning |", "|---|---|---|"]
+    for code, (exit_code, meaning) in sorted(CODES.items(), key=lambda kv: (kv[1][0], kv[0])):
+        rows.append(f"| `{code}` | {exit_code} | {meaning} |")
+    return "\n".join(rows) + "\n"
