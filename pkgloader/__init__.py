@@ -36,7 +36,7 @@ if TYPE_CHECKING:  # pragma: no cover
 #: every error class pkgloader raises (``pkgloader._errors``), exported by name
 _ERRORS = (
     "PkgLoaderError", "InputError", "InvalidPackageRef", "InvalidVersion", "InvalidVersionReq", "ConfigError",
-    "RegistryNotConfigured", "UsageError", "NotFoundError", "PackageNotFound", "NoMatchingVersion", "VersionYanked",
+    "RegistryNotConfigured", "UsageError", "MissingExtra", "NotFoundError", "PackageNotFound", "NoMatchingVersion", "VersionYanked",
     "OfflineCacheMiss", "AuthError", "IntegrityError", "DigestMismatch", "SizeMismatch", "InvalidManifest",
     "InvalidContent", "LockedDigestMismatch", "WargVerificationError", "WargSignatureError", "WargChainError",
     "WargUnauthorized", "WargInvalidRecord", "WargTimestampError", "WargProofError", "WargRewind", "WargFork",

@@ -210,24 +210,29 @@ class Client(_Base):
         unlock: Any = [as_ref(r) for r in refs] or True
         return self._resolve_project(project or self.project(), unlock=unlock, locked=locked)
 
-    def sync(self, project: Project | None = None, *, locked: bool = False) -> ProjectResult:
+    def sync(self, project: Project | None = None, *, locked: bool = False, replace_deps: bool = False,
+             deps_format: str | None = None) -> ProjectResult:
         """Lock (unless ``locked`` forbids a change), then write every locked package into
-        ``wit/deps/`` as ``ns-name-X.Y.Z.wasm``, fetching in parallel."""
-        from ._project import finish_sync, locked_spec, sync_targets
+        ``wit/deps/`` as ``ns-name-X.Y.Z.wasm`` (``deps_format="wit"``: as WIT text
+        directories; default: the ``deps_format`` setting), fetching in parallel; components go
+        to ``deps/``. ``replace_deps`` replaces a package present in another form."""
+        from ._project import SyncPlan, finish_sync, locked_spec, sync_targets
 
         proj = project or self.project()
+        plan = SyncPlan(proj, self.engine, replace=replace_deps, format=deps_format)
         result = self._resolve_project(proj, unlock=(), locked=locked)
         targets = sync_targets(proj, result.resolution)
+        plan.precheck(targets)
         specs = [(r, dest) for r, dest in targets if r.version is not None]
 
-        def one(item: Any) -> Path:
-            r, dest = item
+        def one(item: Any) -> list[Path]:
+            r, _dest = item
             spec = locked_spec(r)
-            rel, _ = self._run(self._registry(spec), self.engine.content_flow(spec))
-            self.engine.cache.copy_blob(rel.digest, dest, overwrite=True)
-            return dest
+            rel, blob = self._run(self._registry(spec), self.engine.content_flow(spec))
+            return plan.write(r, blob, rel.digest)
 
-        return finish_sync(proj, result, targets, self._parallel(one, specs))
+        fetched = [p for paths in self._parallel(one, specs) for p in paths]
+        return finish_sync(proj, result, targets, fetched, plan)
 
     def project(self, *, lock: PathLike | None = None, wit_dir: PathLike | None = None) -> Project:
         from ._project import Project
@@ -388,25 +393,27 @@ class AsyncClient(_Base):
         unlock: Any = [as_ref(r) for r in refs] or True
         return await self._resolve_project(project or self.project(), unlock=unlock, locked=locked)
 
-    async def sync(self, project: Project | None = None, *, locked: bool = False) -> ProjectResult:
+    async def sync(self, project: Project | None = None, *, locked: bool = False, replace_deps: bool = False,
+                   deps_format: str | None = None) -> ProjectResult:
         import asyncio
 
-        from ._project import finish_sync, locked_spec, sync_targets
+        from ._project import SyncPlan, finish_sync, locked_spec, sync_targets
 
         proj = project or self.project()
+        plan = SyncPlan(proj, self.engine, replace=replace_deps, format=deps_format)
         result = await self._resolve_project(proj, unlock=(), locked=locked)
         targets = sync_targets(proj, result.resolution)
+        plan.precheck(targets)
         sem = asyncio.Semaphore(self.config.settings.max_concurrency.value)
 
-        async def one(r: Any, dest: Path) -> Path:
+        async def one(r: Any, dest: Path) -> list[Path]:
             async with sem:
                 spec = locked_spec(r)
-                rel, _ = await self._run(self._registry(spec), self.engine.content_flow(spec))
-                self.engine.cache.copy_blob(rel.digest, dest, overwrite=True)
-                return dest
+                rel, blob = await self._run(self._registry(spec), self.engine.content_flow(spec))
+                return plan.write(r, blob, rel.digest)
 
         fetched = await asyncio.gather(*(one(r, d) for r, d in targets if r.version is not None))
-        return finish_sync(proj, result, targets, list(fetched))
+        return finish_sync(proj, result, targets, [p for paths in fetched for p in paths], plan)
 
     async def _answer(self, provider: Provider, request: Any) -> Any:
         registry, make = provider.flow_for(request)

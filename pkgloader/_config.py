@@ -269,6 +269,7 @@ class Settings:
     https_proxy: Setting[str] | None = None
     http_proxy: Setting[str] | None = None
     no_proxy: Setting[str] | None = None
+    deps_format: Setting[str] = Setting("wasm", DEFAULT_ORIGIN)  # how sync writes wit/deps/: wasm | wit
 
 
 _SETTING_TYPES: dict[str, tuple[type | tuple[type, ...], str]] = {
@@ -289,6 +290,7 @@ _SETTING_TYPES: dict[str, tuple[type | tuple[type, ...], str]] = {
     "https_proxy": (str, "a proxy URL such as http://proxy.example.com:3128"),
     "http_proxy": (str, "a proxy URL such as http://proxy.example.com:3128"),
     "no_proxy": ((str, list), 'a list of hosts, e.g. "localhost,.internal,10.0.0.0/8" or an array'),
+    "deps_format": (str, '"wasm" or "wit"'),
 }
 _FLOAT_SETTINGS = ("timeout", "connect_timeout", "metadata_timeout", "stall_timeout", "low_speed_time")
 _PROXY_SETTINGS = ("proxy", "https_proxy", "http_proxy")
@@ -521,13 +523,20 @@ class Config:
         if ns in self.fallback_namespace_registries:
             s3 = self.fallback_namespace_registries[ns]
             return RegistryChoice(package, s3.value, s3.origin, f"built-in namespace {ns}")
+        add = (f'add  {ns} = "REGISTRY"  under [namespace_registries] in {global_config_path()} '
+               "or pkgloader.toml, or pass --registry REGISTRY")
+        known = {**{n: "built in" for n in self.fallback_namespace_registries},
+                 **{n: "configured" for n in self.namespace_registries},
+                 **{PackageRef.parse(k).namespace: "configured" for k in self.package_registry_overrides
+                    if _parse_ref_quietly(k)}}
+        import difflib
+
+        close = difflib.get_close_matches(ns, sorted(known), n=1, cutoff=0.6)
         raise RegistryNotConfigured(
             f"no registry is configured for namespace {ns!r} (package {key})",
             details=[f"config files consulted: {', '.join(str(p) for _, p, found in self.files if found) or 'none'}"],
-            hint=(
-                f'add  {ns} = "REGISTRY"  under [namespace_registries] in {global_config_path()} '
-                "or pkgloader.toml, or pass --registry REGISTRY"
-            ),
+            hint=(f"did you mean {close[0]}:{package.name}? (namespace {close[0]!r} is {known[close[0]]}); "
+                  f"otherwise {add}") if close else add,
         )
 
     # --- display ----------------------------------------------------------------------
@@ -1440,6 +1449,8 @@ class _Loader:
                 raise self.fail(kp, f"{key} must be between 0 and 3600 seconds, got {value}")
             elif key == "low_speed_limit" and value < 0:
                 raise self.fail(kp, f"low_speed_limit must not be negative, got {value}")
+            elif key == "deps_format" and value not in ("wasm", "wit"):
+                raise self.fail(kp, f"deps_format must be \"wasm\" or \"wit\", got {_short(value)}")
             elif key == "trust_store" and value not in TRUST_STORES:
                 raise self.fail(kp, f"trust_store must be one of {', '.join(TRUST_STORES)}, got {_short(value)}")
             elif key in _PROXY_SETTINGS:
@@ -1553,3 +1564,12 @@ def legacy_to_toml(path: Path) -> dict[str, Any]:
     """Convert a legacy warg-loader file to wasm-pkg ``config.toml`` data (for ``config init --migrate``)."""
     text = _read_text(path)
     return _convert_legacy(_parse_toml(text, str(path)), path, text)
+
+
+def _parse_ref_quietly(text: str) -> bool:
+    """Whether ``text`` is a package reference (a config key that is not one is reported elsewhere)."""
+    try:
+        PackageRef.parse(text)
+    except ValueError:
+        return False
+    return True

@@ -545,3 +545,63 @@ def scan_wit_dir(path: str | os.PathLike[str] = "wit") -> WitScan:
 def _join(directory: str, name: str) -> str:
     directory = directory.replace(os.sep, "/") if os.sep != "/" else directory
     return f"{directory.rstrip('/')}/{name}" if directory not in ("", ".") else name
+
+
+# --- what wit/deps/ already holds (issue 15: one package, one form) ------------------------
+
+#: a file pkgloader puts into a WIT text dependency directory it wrote (wit-parser reads only
+#: ``*.wit`` files), so that sync may replace or remove that directory later
+MANAGED_MARKER = ".pkgloader-managed"
+
+
+@dataclass(frozen=True)
+class DepsEntry:
+    """One entry of ``wit/deps/`` and the packages it defines. ``form`` is ``"wasm"`` (a
+    binary WIT package), ``"component"`` (which wasm-tools refuses there), ``"wit"`` (a
+    directory of ``.wit`` files, or one ``.wit`` file)."""
+
+    path: Path
+    form: str
+    packages: tuple[tuple[PackageRef, Version | None], ...]
+
+    @property
+    def managed_dir(self) -> bool:
+        return self.path.is_dir() and (self.path / MANAGED_MARKER).is_file()
+
+    def describe(self) -> str:
+        what = {"wasm": "a binary WIT package", "component": "a component", "wit": "WIT text"}[self.form]
+        return f"{self.path} ({what})"
+
+    def holds(self, package: PackageRef, version: Version | None) -> bool:
+        return any(p == package and (v is None or version is None or v == version) for p, v in self.packages)
+
+
+def deps_inventory(deps: Path) -> list[DepsEntry]:
+    """What each entry of ``deps`` defines; entries that are neither WIT nor wasm (or cannot be
+    read) are left out, as they are the user's and sync never touches them."""
+    out: list[DepsEntry] = []
+    try:
+        children = sorted(deps.iterdir())
+    except OSError:
+        return out
+    for child in children:
+        try:
+            if child.is_dir():
+                scan = scan_wit_dir(child)
+                if scan.declared:
+                    out.append(DepsEntry(child, "wit", tuple(p for p in scan.declared)))
+            elif child.suffix == ".wit" and child.is_file():
+                scan = scan_wit_dir(child)
+                if scan.declared:
+                    out.append(DepsEntry(child, "wit", tuple(scan.declared)))
+            elif child.suffix == ".wasm" and child.is_file():
+                from ._component import read_component_file
+
+                info = read_component_file(child)
+                if info.package is not None:
+                    out.append(DepsEntry(child, "wasm", ((info.package, info.version),)))
+                elif not info.is_wit_package:
+                    out.append(DepsEntry(child, "component", ()))
+        except Exception:  # noqa: BLE001 - not WIT, not wasm: the user's file, left alone
+            continue
+    return out

@@ -35,6 +35,11 @@ def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> Non
                           description="Lock (if needed), then write every locked package into wit/deps/ as "
                           "ns-name-X.Y.Z.wasm, verified against the lock's digests, in parallel.")
     _project_opts(sync)
+    sync.add_argument("--format", dest="deps_format", choices=("wasm", "wit"), default=None,
+                      help="write WIT packages as binary .wasm or as WIT text directories (as wkg does; needs "
+                           "pkgloader[wit]); default: the deps_format setting, else wasm")
+    sync.add_argument("--replace-deps", action="store_true",
+                      help="replace a package wit/deps/ already holds in another form (default: refuse)")
     common(sync)
     sync.set_defaults(func=cmd_sync)
 
@@ -166,5 +171,7 @@ def cmd_update(args: argparse.Namespace) -> int:
 
 def cmd_sync(args: argparse.Namespace) -> int:
     with _client(args) as client:
-        result = client.sync(client.project(lock=args.lock, wit_dir=args.wit), locked=args.locked)
+        result = client.sync(client.project(lock=args.lock, wit_dir=args.wit), locked=args.locked,
+                             replace_deps=getattr(args, "replace_deps", False),
+                             deps_format=getattr(args, "deps_format", None))
     return _report(args, result, "sync", client.engine)
