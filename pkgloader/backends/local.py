@@ -24,13 +24,39 @@ def _dir(source: Source) -> Path:
     return source.local_root / source.package.namespace / source.package.name
 
 
+def _close_packages(source: Source) -> str | None:
+    """The package of this namespace (or of the root) whose name is closest to the one asked
+    for: a listing of a local registry is cheap (at most 1,000 entries are looked at)."""
+    import difflib
+    import itertools
+
+    assert source.local_root is not None
+    want = source.package
+    try:
+        ns_dir = source.local_root / want.namespace
+        if ns_dir.is_dir():
+            names = [p.name for p in itertools.islice(ns_dir.iterdir(), 1000) if p.is_dir()]
+            close = difflib.get_close_matches(want.name, names, n=1, cutoff=0.6)
+            if close:
+                return f"{want.namespace}:{close[0]}"
+        spaces = [p.name for p in itertools.islice(source.local_root.iterdir(), 1000) if p.is_dir()]
+        for ns in difflib.get_close_matches(want.namespace, spaces, n=3, cutoff=0.6):
+            if (source.local_root / ns / want.name).is_dir():
+                return f"{ns}:{want.name}"
+    except OSError:
+        return None
+    return None
+
+
 def list_versions(source: Source) -> list[VersionInfo]:
     d = _dir(source)
     if not d.is_dir():
+        close = _close_packages(source)
         raise PackageNotFound(
             f"package {source.package} not found in local registry {source.registry}",
             details=[f"looked in {d}"],
-            hint=f"put releases there as <version>.wasm, e.g. {d / '0.1.0.wasm'}",
+            hint=(f"did you mean {close}? " if close else "")
+            + f"put releases there as <version>.wasm, e.g. {d / '0.1.0.wasm'}",
         )
     out = []
     for p in d.iterdir():

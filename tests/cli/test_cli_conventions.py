@@ -61,3 +61,34 @@ def test_publish_of_a_directory_explains_what_it_expects(run_cli: Callable[..., 
     assert r.code == 2
     assert r.err.startswith(f"error[usage]: '{tmp_path / 'wit'}' is a directory; publish takes one .wasm file")
     assert "wasm-tools component wit" in r.err
+
+
+def test_did_you_mean_for_namespaces_and_local_packages(tmp_path: Path, run_cli: Any,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    # a namespace close to a built-in one
+    r = run_cli("config", "resolve", "wasii:http")
+    assert r.code == 2
+    assert r.err.splitlines()[0] == "error[no-registry]: no registry is configured for namespace 'wasii' (package wasii:http)"
+    assert r.err.splitlines()[-1].startswith(
+        "  hint: did you mean wasi:http? (namespace 'wasi' is built in); otherwise add  wasii = \"REGISTRY\"  ")
+    # ... and to a configured one
+    cfg = tmp_path / "c.toml"
+    root = tmp_path / "files"
+    (root / "my-org" / "greeter").mkdir(parents=True)
+    (root / "my-org" / "greeter" / "0.1.0.wasm").write_bytes(b"\0asm\x01\0\0\0")
+    (root / "other").mkdir()
+    cfg.write_text(f'[namespace_registries]\nmy-org = "files"\nother = "files"\n'
+                   f'[registry."files".local]\nroot = "{root}"\n')
+    r = run_cli("--config", cfg, "info", "my-orgg:greeter")
+    assert r.code == 2 and "hint: did you mean my-org:greeter? (namespace 'my-org' is configured)" in r.err
+    # nothing close: only the way to configure it
+    r = run_cli("--config", cfg, "info", "zzzz:greeter")
+    assert r.code == 2 and "did you mean" not in r.err
+    # a package name close to one the local registry holds (a cheap listing)
+    r = run_cli("--config", cfg, "info", "my-org:greter")
+    assert r.code == 3
+    assert r.err.splitlines()[0] == "error[package-not-found]: package my-org:greter not found in local registry files"
+    assert "  hint: did you mean my-org:greeter? put releases there as <version>.wasm" in r.err
+    # the same name in a close namespace
+    r = run_cli("--config", cfg, "info", "other:greeter")
+    assert r.code == 3 and "hint: did you mean my-org:greeter?" not in r.err
