@@ -231,9 +231,17 @@ def cmd_resolve(args: argparse.Namespace) -> int:
     spec = PackageSpec.parse(args.ref)
     cfg = load_config(args)
     source = resolve_source(cfg, spec.package, offline=args.offline)
+    plan = None
+    if source.backend == "oci":  # registry mirrors (backends/_mirrors)
+        from ..backends._mirrors import mirror_plan
+
+        plan = mirror_plan(cfg, source)
     if args.json:
         data = source.to_json()
         data["requirement"] = str(spec.requirement) if spec.requirement is not None else None
+        if plan is not None:
+            data["mirrors"] = [{"location": m.label, "scheme": m.scheme, "resolve": m.resolve} for m in plan.mirrors]
+            data["mirror_fallback"] = plan.fallback
         emit_json(data)
         return 0
     rows = [
@@ -244,8 +252,12 @@ def cmd_resolve(args: argparse.Namespace) -> int:
     ]
     if source.backend == "oci":
         rows.append(("oci", f"{source.oci_scheme}://{source.oci_registry}  repository {source.oci_repository}"))
-    elif source.backend == "local":
-        rows.append(("local", source.location))
+        if plan is not None:
+            shown = ", ".join(m.label + (" (resolve)" if m.resolve else "") for m in plan.mirrors)
+            rows.append(("mirrors", f"{shown}  (from registry.\"{plan.configured_in}\"; "
+                                    f"fallback to the origin {'on' if plan.fallback else 'off'})"))
+    elif source.backend in ("local", "oci-layout"):
+        rows.append((source.backend, source.location))
     else:
         rows.append(("warg", str(source.warg_url)))
     for key, value in rows:

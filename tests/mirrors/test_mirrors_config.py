@@ -240,3 +240,30 @@ def test_the_async_client_goes_through_the_mirror_too(plain_mirror: tuple[Any, H
     result = asyncio.run(main())
     assert result.path.read_bytes()[:4] == b"\0asm"
     assert [p.rsplit("/", 2)[-2] for _, p in mirror.requests()] == ["blobs"]
+
+
+def test_config_resolve_names_the_mirrors_and_a_layout(tmp_path: Path, run_cli: Callable[..., Any]) -> None:
+    f = tmp_path / "c.toml"
+    f.write_text(textwrap.dedent(f"""
+        [namespace_registries]
+        test = "r.example"
+        other = "files"
+        [registry."*".oci]
+        mirrors = ["m1:5000/p", {{ location = "m2", resolve = true }}]
+        mirror_fallback = false
+        [registry."files".oci-layout]
+        root = "{tmp_path / 'layout'}"
+        """))
+    r = run_cli("config", "resolve", "test:x", "--offline", "--config", f)
+    assert r.code == 0, r.err
+    assert r.out.splitlines()[-1] == 'mirrors:   m1:5000/p, m2 (resolve)  (from registry."*"; fallback to the origin off)'
+    r = run_cli("config", "resolve", "test:x", "--offline", "--json", "--config", f)
+    data = r.json()
+    assert data["mirrors"] == [{"location": "m1:5000/p", "scheme": "https", "resolve": False},  # type: ignore[index]
+                               {"location": "m2", "scheme": "https", "resolve": True}]
+    assert data["mirror_fallback"] is False  # type: ignore[index]
+    r = run_cli("config", "resolve", "other:y", "--config", f)
+    assert r.code == 0, r.err
+    assert r.out.splitlines()[2:] == ["backend:   oci-layout  (only backend configured for registry \"files\")",
+                                      "metadata:  not fetched (oci-layout backend)",
+                                      f"oci-layout: {tmp_path / 'layout'}:other/y"]
