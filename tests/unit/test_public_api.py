@@ -33,7 +33,7 @@ def test_dir_and_help_list_the_public_api() -> None:
 def test_constructors_take_explicit_documented_keywords() -> None:
     for cls in (pkgloader.Client, pkgloader.AsyncClient):
         params = inspect.signature(cls).parameters
-        assert list(params) == ["config", "cache_dir", "offline", "strict", "observer", "progress"]
+        assert list(params) == ["config", "cache_dir", "offline", "strict", "observer", "progress", "verify"]
         assert all(p.kind is not inspect.Parameter.VAR_KEYWORD for p in params.values())
         for name in params:
             assert f"{name}:" in (cls.__doc__ or ""), (cls, name)
