@@ -267,3 +267,24 @@ def test_config_resolve_names_the_mirrors_and_a_layout(tmp_path: Path, run_cli: 
     assert r.out.splitlines()[2:] == ["backend:   oci-layout  (only backend configured for registry \"files\")",
                                       "metadata:  not fetched (oci-layout backend)",
                                       f"oci-layout: {tmp_path / 'layout'}:other/y"]
+
+
+def test_the_ci_mirrors_example_means_what_its_comments_say() -> None:
+    from pkgloader._ref import PackageRef
+    from pkgloader._source import source_flow
+    from pkgloader.backends._mirrors import mirror_plan
+
+    example = Path(__file__).resolve().parents[2] / "config-examples" / "ci-mirrors.toml"
+    cfg = Config.load(config_files=[example], use_global=False, use_project=False, env={})
+    assert cfg.warnings == []
+    flow = source_flow(cfg, PackageRef.parse("wasi:http"))
+    try:
+        next(flow)
+        raise AssertionError("inline metadata: no request")
+    except StopIteration as stop:
+        source = stop.value
+    plan = mirror_plan(cfg, source)  # found under the OCI host's entry (ghcr.io), not wasi.dev
+    assert plan is not None and plan.configured_in == "ghcr.io" and plan.fallback is True
+    assert [(m.label, m.resolve, m.scheme) for m in plan.mirrors] == [
+        ("registry-cache.ci.internal:5000", False, "https"), ("harbor.ci.internal/ghcr-proxy", True, "https")]
+    assert cfg.registries["*"].backends["oci"]["mirrors"].value == [{"location": "registry-cache.ci.internal:5000"}]
