@@ -54,7 +54,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
             policy = Policy("--key", "require", (Signer(key=str(Path(args.key).expanduser().absolute())),),
                             origins={"signers": "flag --key"})
         elif args.identity is not None:
+            configured = policy_for(engine.config, rel.package, rel.registry)  # its trusted_root, if any
             policy = Policy("--identity", "require", (Signer(issuer=args.issuer, san=args.identity),),
+                            trusted_root=configured.trusted_root if configured else None,
                             origins={"signers": "flag --identity"})
         else:
             found = policy_for(engine.config, rel.package, rel.registry)
