@@ -58,6 +58,16 @@ def _results(specs: list[PackageSpec], outcomes: list[Any]) -> list[FetchResult]
     return outcomes
 
 
+def _synced(specs: list[Any], outcomes: list[Any]) -> list[Path]:
+    """The paths a sync wrote; when any package failed, one ``FetchManyError`` carrying every
+    package's outcome (its paths, or its error), the successes included."""
+    from ._errors import FetchManyError, PkgLoaderError
+
+    if any(isinstance(o, PkgLoaderError) for o in outcomes):
+        raise FetchManyError([(f"{r.package}@{r.version}", o) for (r, _dest), o in zip(specs, outcomes)])
+    return [p for paths in outcomes for p in paths]
+
+
 def _config(config: Config | None, cache_dir: PathLike | None) -> Config:
     cfg = config if config is not None else Config.load()
     if cache_dir is not None:
@@ -231,7 +241,8 @@ class Client(_Base):
             rel, blob = self._run(self._registry(spec), self.engine.content_flow(spec))
             return plan.write(r, blob, rel.digest)
 
-        fetched = [p for paths in self._parallel(one, specs) for p in paths]
+        # every package is attempted; one failure does not hide the others (FetchManyError)
+        fetched = _synced(specs, self._parallel(lambda item: _outcome(partial(one, item)), specs))
         return finish_sync(proj, result, targets, fetched, plan)
 
     def project(self, *, lock: PathLike | None = None, wit_dir: PathLike | None = None) -> Project:
@@ -406,14 +417,20 @@ class AsyncClient(_Base):
         plan.precheck(targets)
         sem = asyncio.Semaphore(self.config.settings.max_concurrency.value)
 
-        async def one(r: Any, dest: Path) -> list[Path]:
-            async with sem:
-                spec = locked_spec(r)
-                rel, blob = await self._run(self._registry(spec), self.engine.content_flow(spec))
-                return plan.write(r, blob, rel.digest)
+        from ._errors import PkgLoaderError
 
-        fetched = await asyncio.gather(*(one(r, d) for r, d in targets if r.version is not None))
-        return finish_sync(proj, result, targets, [p for paths in fetched for p in paths], plan)
+        async def one(r: Any, dest: Path) -> list[Path] | PkgLoaderError:
+            async with sem:
+                try:
+                    spec = locked_spec(r)
+                    rel, blob = await self._run(self._registry(spec), self.engine.content_flow(spec))
+                    return plan.write(r, blob, rel.digest)
+                except PkgLoaderError as exc:
+                    return exc
+
+        specs = [(r, d) for r, d in targets if r.version is not None]
+        fetched = _synced(specs, list(await asyncio.gather(*(one(r, d) for r, d in specs))))
+        return finish_sync(proj, result, targets, fetched, plan)
 
     async def _answer(self, provider: Provider, request: Any) -> Any:
         registry, make = provider.flow_for(request)

@@ -69,6 +69,9 @@ class ProjectResult:
             "packages": packages,
             "synced": [str(p) for p in self.synced],
             "removed": [str(p) for p in self.removed],
+            # as for fetch: what was written (sync) and every failure (none, on success)
+            "fetched": [str(p) for p in self.synced],
+            "errors": [],
         }
 
 

@@ -123,8 +123,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
             where = served_by(client.engine, entry["package"], entry["version"])
             if where:
                 entry["served_by"] = where
-        if failed is not None:
-            out["errors"] = [dict(err.to_json(), package=spec) for spec, err in failed.errors]
+        out["errors"] = [dict(err.to_json(), package=spec) for spec, err in failed.errors] if failed is not None else []
         emit_json(out)
     for spec, o in outcomes:
         if isinstance(o, PkgLoaderError):
@@ -164,9 +163,8 @@ def _check(args: argparse.Namespace, specs: list[Any], output: str | None) -> in
     statuses = [o for _, o in outcomes if not isinstance(o, PkgLoaderError)]
     stale = [st for st in statuses if not st.up_to_date]
     if args.json:
-        out: dict[str, Any] = {"checked": [dict(st.to_json(), path=_shown(st.path)) for st in statuses]}
-        if errors:
-            out["errors"] = [dict(err.to_json(), package=spec) for spec, err in errors]
+        out: dict[str, Any] = {"checked": [dict(st.to_json(), path=_shown(st.path)) for st in statuses],
+                               "errors": [dict(err.to_json(), package=spec) for spec, err in errors]}
         emit_json(out)
     words = {"up-to-date": "up to date", "missing": "would write (missing)",
              "different": "would replace (it holds other bytes; needs --overwrite)"}

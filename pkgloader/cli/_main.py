@@ -180,6 +180,10 @@ def run(argv: Sequence[str]) -> int:
             _restore_logging(used[0])
 
 
+#: the commands whose --json output always has "fetched" and "errors" lists
+_LISTING_COMMANDS = frozenset(("cmd_fetch", "cmd_sync", "cmd_lock", "cmd_update"))
+
+
 def _dispatch(args: argparse.Namespace, verbose: int) -> int:
     func: Callable[[argparse.Namespace], int] = args.func
     try:
@@ -191,7 +195,10 @@ def _dispatch(args: argparse.Namespace, verbose: int) -> int:
             traceback.print_exc(file=sys.stderr)
         sys.stderr.write(exc.render() + "\n")
         if getattr(args, "json", False):
-            emit_json({"error": exc.to_json()})
+            data: dict[str, Any] = {"error": exc.to_json()}
+            if getattr(func, "__name__", "") in _LISTING_COMMANDS:  # every package's outcome, as on success
+                data.update(fetched=[], errors=[exc.to_json()])
+            emit_json(data)
         return exc.exit_code
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")

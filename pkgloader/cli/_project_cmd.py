@@ -170,8 +170,31 @@ def cmd_update(args: argparse.Namespace) -> int:
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
+    from .._errors import FetchManyError
+
     with _client(args) as client:
-        result = client.sync(client.project(lock=args.lock, wit_dir=args.wit), locked=args.locked,
-                             replace_deps=getattr(args, "replace_deps", False),
-                             deps_format=getattr(args, "deps_format", None))
+        try:
+            result = client.sync(client.project(lock=args.lock, wit_dir=args.wit), locked=args.locked,
+                                 replace_deps=getattr(args, "replace_deps", False),
+                                 deps_format=getattr(args, "deps_format", None))
+        except FetchManyError as exc:
+            return _report_failed_sync(args, exc)
     return _report(args, result, "sync", client.engine)
+
+
+def _report_failed_sync(args: argparse.Namespace, exc: Any) -> int:
+    """Some packages of a sync failed: every one is reported (the paths written on stdout,
+    one error per failed package on stderr), the exit code that of the most severe."""
+    written = [p for o in exc.fetched for p in o]
+    if args.json:
+        emit_json({"error": exc.to_json(), "fetched": [str(p) for p in written],
+                   "errors": [dict(err.to_json(), package=spec) for spec, err in exc.errors]})
+    else:
+        for p in written:
+            sys.stdout.write(f"{p}\n")
+    for spec, err in exc.errors:
+        sys.stderr.write(f"{spec}: {err.render()}\n")
+    if not args.quiet:
+        sys.stderr.write(f"{len(exc.errors)} of {len(exc.outcomes)} packages failed; the lock file is written, "
+                         "run sync again to retry them\n")
+    return exc.exit_code

@@ -5,6 +5,8 @@ does not have, -q."""
 from __future__ import annotations
 
 import json
+import os
+import stat
 import textwrap
 from pathlib import Path
 from typing import Any, Callable
@@ -105,3 +107,55 @@ def test_update_of_a_package_the_project_does_not_have_is_an_error(published: An
           hint: add it to [dependencies] in pkgloader.toml ("test:nope" = "VERSION"), or run pkgloader update with no REF to update every package
         """)
     assert run_cli("update", "test:base", "-q").code == 0
+
+
+def test_sync_reports_every_package_when_some_fail(published: Any, run_cli: Callable[..., Any], tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """One package that cannot be written does not hide the others: the ones written are
+    reported, each failure gets its own line (and --json entry), the exit code is the worst."""
+    other = WitSpec("test", "other", "2.0.0")
+    with Client() as c:
+        c.publish(build_spec(tmp_path / "built-other", other), other.package_id)
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    (proj / "pkgloader.toml").write_text('[dependencies]\n"test:base" = "1.0.0"\n"test:other" = "2.0.0"\n')
+    monkeypatch.chdir(proj)
+    assert run_cli("lock", "-q").code == 0
+    blocked = proj / "wit" / "deps" / "test-other-2.0.0.wasm"
+    blocked.parent.mkdir(parents=True)
+    os.mkfifo(blocked)  # never replaced: writing this package fails, the other one's does not
+
+    r = run_cli("sync")
+    assert r.code == 8, r
+    base = proj / "wit" / "deps" / "test-base-1.0.0.wasm"
+    assert (r.out, base.is_file()) == (f"{base}\n", True), r.err
+    lines = r.err.splitlines()
+    assert lines[0].startswith("test:other@2.0.0: error[not-a-regular-file]: ")
+    assert lines[-1] == "1 of 2 packages failed; the lock file is written, run sync again to retry them"
+    assert stat.S_ISFIFO(os.lstat(blocked).st_mode)
+
+    r = run_cli("sync", "--json")
+    assert r.code == 8
+    doc = json.loads(r.out)
+    assert doc["fetched"] == [str(base)]
+    assert [(e["package"], e["code"], e["exit_code"]) for e in doc["errors"]] == [
+        ("test:other@2.0.0", "not-a-regular-file", 8)]
+    assert doc["error"]["code"] == "not-a-regular-file"
+
+
+def test_json_of_lock_sync_update_always_has_fetched_and_errors(published: Any, run_cli: Callable[..., Any],
+                                                                tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    (proj / "pkgloader.toml").write_text('[dependencies]\n"test:base" = "1.0.0"\n')
+    monkeypatch.chdir(proj)
+    for command in ("lock", "update", "sync"):
+        doc = json.loads(run_cli(command, "--json").out)
+        assert doc["errors"] == [] and isinstance(doc["fetched"], list), command
+    assert json.loads(run_cli("sync", "--json").out)["fetched"] == [str(proj / "wit" / "deps" / "test-base-1.0.0.wasm")]
+    # a failure of the whole command: the same lists, the error in both places
+    (proj / "pkgloader.toml").write_text('[dependencies]\n"test:base" = "9.0.0"\n')
+    r = run_cli("lock", "--json")
+    doc = json.loads(r.out)
+    assert r.code == 3 and doc["fetched"] == [] and doc["errors"] == [doc["error"]]
+    assert doc["error"]["code"] == "no-matching-version"
