@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from ._errors import InputError, MissingExtra
 from ._ref import PackageRef
@@ -96,3 +97,66 @@ def decode_packages(wasm: Path) -> list[tuple[PackageRef, Version | None, str]]:
                 continue
             out.append((scan.package, scan.version, text))
         return out
+
+
+# --- fetch --format wit|wasm|auto (as wkg get --format) ---------------------------------------
+
+
+def fetch_outcomes(client: Any, specs: list[Any], output: str | None, fmt: str, overwrite: bool) -> list[tuple[str, Any]]:
+    """``pkgloader fetch --format FMT``: each spec fetched as ``Client.fetch`` does, a WIT
+    package written as text when ``fmt`` is ``wit`` (or ``auto`` and the output is not named
+    ``*.wasm``). One spec: its result, or its error raised; several: every outcome, and
+    ``FetchManyError`` when any failed."""
+    from ._errors import FetchManyError, PkgLoaderError
+
+    if len(specs) == 1:
+        return [(str(specs[0]), fetch_formatted(client, specs[0], output, fmt, overwrite))]
+    outcomes: list[tuple[str, Any]] = []
+    dest = (output or ".").rstrip("/\\") + "/"
+    for spec in specs:
+        try:
+            outcomes.append((str(spec), fetch_formatted(client, spec, dest, fmt, overwrite)))
+        except PkgLoaderError as exc:
+            outcomes.append((str(spec), exc))
+    if any(isinstance(o, PkgLoaderError) for _, o in outcomes):
+        raise FetchManyError(outcomes)
+    return outcomes
+
+
+def fetch_formatted(client: Any, spec: Any, output: str | None, fmt: str, overwrite: bool) -> Any:
+    from ._component import read_component_file
+    from ._engine import FetchResult
+    from ._errors import OutputExists
+
+    rel = client.resolve(spec)
+    into_dir = output is None or output.endswith(("/", "\\")) or Path(output).is_dir()
+    if fmt == "auto" and not into_dir:
+        suffix = Path(output or "").suffix
+        fmt = {".wasm": "wasm", ".wit": "wit"}.get(suffix, "auto")
+    if fmt == "wasm":
+        return client.fetch(spec, output, overwrite=overwrite)
+    blob = client.path(spec)
+    if read_component_file(blob).kind != "wit-package":
+        if fmt == "wit":
+            raise InputError(f"{rel.package}@{rel.version} is a component, not a WIT package: it has no WIT text form",
+                             hint="fetch it with --format wasm (or auto, which writes components as .wasm)",
+                             code="invalid-wit")
+        return client.fetch(spec, output, overwrite=overwrite)
+    text = package_text(blob).encode("utf-8")
+    name = f"{rel.package.namespace}_{rel.package.name}@{rel.version}.wit"
+    dest = (Path(output or ".") / name) if into_dir else Path(output or name)
+    if dest.is_file():
+        if dest.read_bytes() == text:
+            return FetchResult(rel, dest, from_cache=True, up_to_date=True)
+        if not overwrite:
+            raise OutputExists(f"{dest} already exists (it holds other content)",
+                               hint="pass --overwrite to replace it")
+    from ._cache import output_error
+    from ._fsutil import atomic_write_bytes
+
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(dest, text)
+    except OSError as exc:
+        raise output_error(exc, dest) from None
+    return FetchResult(rel, dest, from_cache=True)

@@ -55,6 +55,8 @@ def _try_fetch(argv: list[str]) -> int | None:
         i += 1
     if spec is None or not _SPEC_RE.match(spec):
         return None
+    if str(opts.get("output", "")).endswith(".wit"):
+        return None  # WIT text (fetch --format auto): the full path decodes it
 
     from .. import _warm
 

@@ -29,6 +29,9 @@ def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> Non
     f.add_argument("--offline", action="store_true", help="use only the local cache; fail on a miss")
     f.add_argument("--strict", action="store_true", help="require the CNCF Wasm OCI artifact layout")
     f.add_argument("--json", action="store_true", help="machine-readable output")
+    f.add_argument("--format", choices=("wasm", "wit", "auto"), default=None,
+                   help="as wkg get --format: wasm (the default), wit (WIT text, needs pkgloader[wit]) or auto "
+                        "(by the output's extension, else text for a WIT package and .wasm for a component)")
     from ._verify_cmd import add_verify_flags  # --verify / --no-verify (provenance)
 
     add_verify_flags(f)
@@ -102,8 +105,15 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     failed: FetchManyError | None = None
     try:
         with _client(args, progress=progress) as client:
-            if len(specs) == 1:
-                outcomes: list[tuple[str, Any]] = [(str(specs[0]), client.fetch(specs[0], output, overwrite=args.overwrite))]
+            if getattr(args, "format", None) not in (None, "wasm"):  # WIT text output (_wittext)
+                from .._wittext import fetch_outcomes
+
+                try:
+                    outcomes: list[tuple[str, Any]] = fetch_outcomes(client, specs, output, args.format, args.overwrite)
+                except FetchManyError as exc:
+                    failed, outcomes = exc, exc.outcomes
+            elif len(specs) == 1:
+                outcomes = [(str(specs[0]), client.fetch(specs[0], output, overwrite=args.overwrite))]
             else:
                 try:
                     outcomes = [(str(r.release.package), r)
@@ -216,6 +226,7 @@ def _fetch_project(args: argparse.Namespace) -> int:
                          "wit/deps/", hint="pkgloader sync --locked checks a project without changing its lock")
     args.lock = args.wit = None
     args.locked = args.frozen = False
+    args.deps_format = {"wit": "wit", "wasm": "wasm"}.get(getattr(args, "format", None) or "")
     return _project_cmd.cmd_sync(args)
 
 

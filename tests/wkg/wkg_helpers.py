@@ -31,3 +31,157 @@ def build_answer_component(tmp: Path, *, metadata: list[str] = ()) -> Path:  # t
     if metadata:
         run_wasm_tools("metadata", "add", out, *metadata, "-o", out)
     return out
+
+
+# --- wasi:io / wasi:cli / wasi:http-like packages (written for these tests: the shapes the real
+# ones have: resources, borrows, static functions, streams, results, variants, includes) -------
+
+from support.wit import WitSpec  # noqa: E402
+
+WASI_IO = WitSpec("wasi", "io", "0.2.3", body="""\
+interface error {
+  resource error {
+    to-debug-string: func() -> string;
+  }
+}
+
+interface poll {
+  resource pollable {
+    ready: func() -> bool;
+    block: func();
+  }
+  poll: func(in: list<borrow<pollable>>) -> list<u32>;
+}
+
+interface streams {
+  use error.{error};
+  use poll.{pollable};
+
+  variant stream-error {
+    last-operation-failed(error),
+    closed,
+  }
+
+  resource input-stream {
+    read: func(len: u64) -> result<list<u8>, stream-error>;
+    subscribe: func() -> pollable;
+  }
+
+  resource output-stream {
+    check-write: func() -> result<u64, stream-error>;
+    write: func(contents: list<u8>) -> result<_, stream-error>;
+    blocking-flush: func() -> result<_, stream-error>;
+    subscribe: func() -> pollable;
+  }
+}
+
+world imports {
+  import streams;
+  import poll;
+}
+""")
+
+WASI_CLI = WitSpec("wasi", "cli", "0.2.3", deps=(WASI_IO,), body="""\
+interface environment {
+  get-environment: func() -> list<tuple<string, string>>;
+  get-arguments: func() -> list<string>;
+}
+
+interface exit {
+  exit: func(status: result);
+}
+
+interface stdout {
+  use wasi:io/streams@0.2.3.{output-stream};
+  get-stdout: func() -> output-stream;
+}
+
+interface stderr {
+  use wasi:io/streams@0.2.3.{output-stream};
+  get-stderr: func() -> output-stream;
+}
+
+interface run {
+  run: func() -> result;
+}
+
+world imports {
+  include wasi:io/imports@0.2.3;
+  import environment;
+  import exit;
+  import stdout;
+  import stderr;
+}
+
+world command {
+  include imports;
+  export run;
+}
+""")
+
+WASI_HTTP = WitSpec("wasi", "http", "0.2.3", deps=(WASI_CLI, WASI_IO), body="""\
+interface types {
+  use wasi:io/streams@0.2.3.{input-stream, output-stream};
+  use wasi:io/error@0.2.3.{error as io-error};
+
+  type field-key = string;
+  type field-value = list<u8>;
+
+  variant method {
+    get,
+    post,
+    other(string),
+  }
+
+  variant error-code {
+    dns-timeout,
+    internal-error(option<string>),
+  }
+
+  resource fields {
+    constructor();
+    get: func(name: field-key) -> list<field-value>;
+    set: func(name: field-key, value: list<field-value>) -> result;
+  }
+
+  type headers = fields;
+
+  resource incoming-body {
+    %stream: func() -> result<input-stream>;
+  }
+
+  resource incoming-request {
+    method: func() -> method;
+    headers: func() -> headers;
+    consume: func() -> result<incoming-body>;
+  }
+
+  resource outgoing-body {
+    write: func() -> result<output-stream>;
+    finish: static func(this: outgoing-body) -> result<_, error-code>;
+  }
+
+  resource outgoing-response {
+    constructor(headers: headers);
+    set-status-code: func(status-code: u16) -> result;
+    body: func() -> result<outgoing-body>;
+  }
+
+  resource response-outparam {
+    set: static func(param: response-outparam, response: result<outgoing-response, error-code>);
+  }
+}
+
+interface incoming-handler {
+  use types.{incoming-request, response-outparam};
+  handle: func(request: incoming-request, response-out: response-outparam);
+}
+
+world proxy {
+  include wasi:cli/imports@0.2.3;
+  export incoming-handler;
+}
+""")
+
+CLI_APP = "package my:cli-app@0.1.0;\n\nworld app {\n  include wasi:cli/command@0.2.3;\n}\n"
+HTTP_APP = "package my:http-app@0.1.0;\n\nworld app {\n  include wasi:http/proxy@0.2.3;\n}\n"
