@@ -349,10 +349,11 @@ class LockFile:
                 }:
                     lines.append(f"~ {some.name} {new_v}{where}: digest changed")
                 else:  # provenance: only who signed it changed
-                    was = next((v.signed_by for v in before.versions if v.signed_by), None)
-                    now = next((v.signed_by for v in after.versions if v.signed_by), None)
-                    lines.append(f"~ {some.name} {new_v}{where}: " + (f"signed by {now}" if now else "no longer signed")
-                                 + f" (was: {was or 'not verified'})")
+                    signed_was = next((v.signed_by for v in before.versions if v.signed_by), None)
+                    signed_now = next((v.signed_by for v in after.versions if v.signed_by), None)
+                    lines.append(f"~ {some.name} {new_v}{where}: "
+                                 + (f"signed by {signed_now}" if signed_now else "no longer signed")
+                                 + f" (was: {signed_was or 'not verified'})")
         return lines
 
     def ensure_unchanged(self, new: LockFile) -> None:

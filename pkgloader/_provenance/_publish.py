@@ -19,7 +19,7 @@ def load_signing_key(path: str | os.PathLike[str]) -> Any:
     from ._keys import load_private_key
 
     try:
-        return load_private_key(path)
+        return load_private_key(os.fspath(path))
     except OSError as exc:
         raise LocalIOError(f"cannot read the signing key {os.fspath(path)!r}: {exc.strerror or exc}",
                            hint="give the path of a PEM private key with --sign-key") from None

@@ -161,7 +161,7 @@ def referrers_flow(ctx: Any, source: Source, subject: str) -> Flow[Discovery]:
             continue
         d.requests += 1
         data = m.data
-        config = data.get("config") if isinstance(data.get("config"), dict) else {}
+        config: dict[str, Any] = data["config"] if isinstance(data.get("config"), dict) else {}
         art = data.get("artifactType") or config.get("mediaType")
         if art not in BUNDLE_TYPES:
             continue  # the manifest's own type decides, not the index entry's
@@ -169,7 +169,7 @@ def referrers_flow(ctx: Any, source: Source, subject: str) -> Flow[Discovery]:
         if not isinstance(subj, dict) or subj.get("digest") != subject:
             d.notes.append(f"note: referrer {digest} names another subject; ignored")
             continue
-        layers = data.get("layers") if isinstance(data.get("layers"), list) else []
+        layers: list[Any] = data["layers"] if isinstance(data.get("layers"), list) else []
         bundle_layer = next((layer for layer in layers if isinstance(layer, dict)
                              and layer.get("mediaType") in BUNDLE_TYPES), layers[0] if layers else None)
         blob = yield from _blob(ctx, source, bundle_layer, d)
@@ -193,11 +193,11 @@ def legacy_flow(ctx: Any, source: Source, subject: str, d: Discovery | None = No
         d.notes.append(f"note: signature tag {tag} is unusable: {exc.message}")
         return d
     d.requests += 1
-    layers = m.data.get("layers") if isinstance(m.data.get("layers"), list) else []
+    layers: list[Any] = m.data["layers"] if isinstance(m.data.get("layers"), list) else []
     sig_layers = [layer for layer in layers if isinstance(layer, dict) and layer.get("mediaType") == SIMPLESIGNING]
     for i, layer in enumerate(sig_layers[:MAX_CANDIDATES], 1):
         where = f"tag {tag}, layer {i}"
-        ann = layer.get("annotations") if isinstance(layer.get("annotations"), dict) else {}
+        ann: dict[str, Any] = layer["annotations"] if isinstance(layer.get("annotations"), dict) else {}
         payload = yield from _blob(ctx, source, layer, d)
         if payload is None:
             d.candidates.append(Candidate("cosign-simplesigning", where,

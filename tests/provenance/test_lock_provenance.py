@@ -59,3 +59,24 @@ def test_lock_file_signed_by_round_trips() -> None:
     lock = LockFile.loads(text)
     assert lock.dumps() == text
     assert lock.packages[0].versions[0].signed_by == "sigstore-bundle: key abc (ed25519)"
+
+
+def test_sync_enforces_the_policy_before_writing_wit_deps(registry, registry_config, oci_client, wit_package, make_key,
+                                                          run_cli, tmp_path: Path, monkeypatch: Any) -> None:  # type: ignore[no-untyped-def]
+    key = make_key()
+    registry_config(registry, extra=f'\n[provenance."test:*"]\nmode = "require"\nsigners = [{{ key = "{key.pub_path}" }}]\n')
+    oci = oci_client(registry)
+    one = oci.push_wasm("test/pkg", "1.0.0", wit_package("test", "pkg", "1.0.0"))
+    project = tmp_path / "proj"
+    (project / "wit").mkdir(parents=True)
+    (project / "pkgloader.toml").write_text('[dependencies]\n"test:pkg" = "1.0.0"\n')
+    monkeypatch.chdir(project)
+    r = run_cli("sync")
+    assert r.code == 5 and r.err.startswith("error[signature-missing]: test:pkg@1.0.0"), r
+    assert not (project / "wit" / "deps").exists() or not any((project / "wit" / "deps").iterdir())
+    assert not (project / "pkgloader.lock").exists()
+    push_referrer(oci, "test/pkg", one.manifest_digest, len(one.manifest), keyed_bundle(key, "x", one.manifest_digest))
+    r = run_cli("sync")
+    assert r.code == 0, r
+    assert any((project / "wit" / "deps").iterdir())
+    assert "signed_by" in (project / "pkgloader.lock").read_text()
