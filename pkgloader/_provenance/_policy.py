@@ -204,16 +204,16 @@ def load_config_table(loader: Any, table: Any) -> None:
                         loader.expect(skp + [sk], sv, str, "a string")
                     if "key" in s:
                         if len(s) > 1:
-                            raise loader.fail(skp, "a signer is either a key or a keyless identity, not both",
+                            raise loader.fail(fkp, f"signer #{i + 1} is both a key and a keyless identity",
                                               "write two signers")
                         p = Path(s["key"]).expanduser()
                         signers.append({"key": str(p if p.is_absolute() else loader.base_dir / p)})
                         continue
                     if "issuer" not in s:
-                        raise loader.fail(skp, "a keyless signer needs issuer (the OIDC issuer URL)",
+                        raise loader.fail(fkp, f"signer #{i + 1} needs issuer (the OIDC issuer URL) or key",
                                           'e.g. issuer = "https://token.actions.githubusercontent.com"')
                     if not any(k in s for k in ("san", "san_regex", "source_repository")):
-                        raise loader.fail(skp, "a keyless signer needs san, san_regex or source_repository",
+                        raise loader.fail(fkp, f"keyless signer #{i + 1} needs san, san_regex or source_repository",
                                           "an issuer alone would accept anyone it issues certificates to")
                     if "san_regex" in s:
                         try:
