@@ -108,3 +108,76 @@ def verify_bundle(bundle_json: bytes, identity: dict[str, str | None], trusted_r
     if ptype != "application/vnd.in-toto+json":
         raise ValueError(f"the verified payload type is {ptype!r}")
     return bytes(payload)
+
+
+def verify_legacy(payload: bytes, signature: bytes, cert_der: bytes, rekor: Any, identity: dict[str, str | None],
+                  trusted_root: str | None) -> None:
+    """Verify a keyless legacy cosign signature (``.sig`` tag layer): the Rekor signed entry
+    timestamp (``dev.sigstore.cosign/bundle``) with the trusted root's log keys, the
+    hashedrekord entry against this payload, signature and certificate, the certificate chain
+    at the entry's integrated time and its SCT, the certificate's identity, and the signature
+    over the payload. sigstore-python verifies only bundles with an inclusion proof, which
+    these signatures lack, so its parts are used one by one. ``ValueError`` saying why not."""
+    import base64
+    import hashlib
+    import json
+    from datetime import datetime, timezone
+
+    verifier = _verifier(trusted_root)
+    try:
+        import rfc8785
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from sigstore._internal.sct import verify_sct
+        from sigstore._internal.timestamp import TimestampSource, TimestampVerificationResult
+        from sigstore._internal.trust import KeyringPurpose
+        from sigstore.verify import policy
+    except ImportError:
+        raise SigstoreMissing() from None
+    root = verifier._trusted_root
+    p = rekor.get("Payload") if isinstance(rekor, dict) else None
+    if not isinstance(p, dict) or not isinstance(rekor.get("SignedEntryTimestamp"), str):
+        raise ValueError("the signature has no Rekor entry (dev.sigstore.cosign/bundle annotation)")
+    body_b64, integrated, log_index, log_id = p.get("body"), p.get("integratedTime"), p.get("logIndex"), p.get("logID")
+    if not (isinstance(body_b64, str) and isinstance(integrated, int) and isinstance(log_index, int)
+            and isinstance(log_id, str)):
+        raise ValueError("the Rekor entry lacks body, integratedTime, logIndex or logID")
+    try:
+        canonical = rfc8785.dumps({"body": body_b64, "integratedTime": integrated, "logID": log_id, "logIndex": log_index})
+        root.rekor_keyring(KeyringPurpose.VERIFY).verify(key_id=bytes.fromhex(log_id),
+                                                         signature=base64.b64decode(rekor["SignedEntryTimestamp"]),
+                                                         data=canonical)
+    except Exception as exc:  # noqa: BLE001 - sigstore's VerificationError, binascii, ValueError
+        raise ValueError(f"the Rekor signed entry timestamp does not verify with the trusted root's log keys ({str(exc)[:120]})") from None
+    cert = x509.load_der_x509_certificate(cert_der)
+    try:
+        body = json.loads(base64.b64decode(body_b64))
+        spec = body["spec"]
+        ok = (body.get("kind") == "hashedrekord" and spec["data"]["hash"]["algorithm"] == "sha256"
+              and spec["data"]["hash"]["value"] == hashlib.sha256(payload).hexdigest()
+              and base64.b64decode(spec["signature"]["content"]) == signature
+              and x509.load_pem_x509_certificate(base64.b64decode(spec["signature"]["publicKey"]["content"])) == cert)
+    except (ValueError, KeyError, TypeError):
+        ok = False
+    if not ok:
+        raise ValueError("the Rekor entry does not record this payload, signature and certificate")
+    when = datetime.fromtimestamp(integrated, tz=timezone.utc)
+    try:
+        chain = verifier._verify_chain_at_time(cert, TimestampVerificationResult(
+            source=TimestampSource.TRANSPARENCY_SERVICE, time=when))
+        verify_sct(cert, chain, root.ct_keyring(KeyringPurpose.VERIFY))
+        eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+        if x509.oid.ExtendedKeyUsageOID.CODE_SIGNING not in eku:
+            raise ValueError("the certificate is not for code signing")
+        if not cert.not_valid_before_utc <= when <= cert.not_valid_after_utc:
+            raise ValueError("the certificate was not valid when the log recorded the signature")
+        policy.Identity(identity=identity["san"] or "", issuer=identity["issuer"]).verify(cert)
+        key = cert.public_key()
+        if not isinstance(key, ec.EllipticCurvePublicKey):
+            raise ValueError("the certificate's key is not ECDSA")
+        key.verify(signature, payload, ec.ECDSA(hashes.SHA384() if key.curve.name == "secp384r1" else hashes.SHA256()))
+    except AttributeError:  # a sigstore-python whose internals moved
+        raise SigstoreMissing() from None
+    except Exception as exc:  # noqa: BLE001 - InvalidSignature, VerificationError, CertValidationError
+        raise ValueError(f"sigstore verification failed: {str(exc)[:300] or type(exc).__name__}") from None

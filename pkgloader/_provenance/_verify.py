@@ -123,14 +123,13 @@ def evaluate(candidates: list[Candidate], policy: Policy, subject: str, what: st
             if not matching:
                 outcomes.append(_Outcome("untrusted", c, found, "its identity is not an accepted signer"))
                 continue
-            if c.bundle is None:
-                outcomes.append(_Outcome("unavailable", c, found,
-                                         "keyless legacy cosign signatures are not verified by this version"))
-                continue
             try:
-                from ._keyless import verify_bundle
+                from ._keyless import verify_bundle, verify_legacy
 
-                verify_bundle(c.bundle, identity, policy.trusted_root)
+                if c.bundle is not None:
+                    verify_bundle(c.bundle, identity, policy.trusted_root)
+                else:
+                    verify_legacy(c.payload, c.signatures[0], c.certificate, c.cosign_bundle, identity, policy.trusted_root)
             except SigstoreMissing:
                 outcomes.append(_Outcome("unavailable", c, found, "sigstore-python is not installed"))
                 continue

@@ -164,3 +164,29 @@ def test_sigstore_is_imported_only_for_keyless_signers(published, registry, regi
     imported = {line.split("|")[-1].strip() for line in run.stderr.splitlines() if line.startswith("import time:")}
     assert "pkgloader._provenance._verify" in imported
     assert not [m for m in imported if m.startswith("sigstore") or m == "pkgloader._provenance._keyless"]
+
+
+def test_legacy_keyless_cosign_signature(published, registry, registry_config, sigstore_root, run_cli, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from support.signing import push_legacy, simplesigning_payload
+
+    oci, one, two = published
+    payload = simplesigning_payload(f"{registry.host}/test/pkg", one.manifest_digest)
+    sig, ann = sigstore_root.legacy_signature(payload, identity=IDENTITY, issuer=ISSUER, source_repository=REPO)
+    push_legacy(oci, "test/pkg", one.manifest_digest, [(payload, sig, ann)])
+    registry_config(registry, extra=keyless_policy(sigstore_root))
+    r = run_cli("verify", "test:pkg@1.0.0")
+    assert r.code == 0, r
+    assert r.out.splitlines()[1] == "  format:    cosign-simplesigning"
+    assert r.out.splitlines()[6] == "  log entry: 7"
+    # a SET by another log key, and a payload that is not the one the log recorded
+    payload2 = simplesigning_payload(f"{registry.host}/test/pkg", two.manifest_digest)
+    sig2, ann2 = sigstore_root.legacy_signature(payload2, identity=IDENTITY, issuer=ISSUER, source_repository=REPO,
+                                                log_key=ec.generate_private_key(ec.SECP256R1()))
+    sig3, ann3 = sigstore_root.legacy_signature(payload2 + b" ", identity=IDENTITY, issuer=ISSUER, source_repository=REPO)
+    push_legacy(oci, "test/pkg", two.manifest_digest, [(payload2, sig2, ann2), (payload2, sig3, ann3)])
+    r = run_cli("fetch", "test:pkg@=2.0.0", "-o", tmp_path / "out.wasm")
+    assert r.code == 5 and r.err.startswith("error[signature-invalid]"), r
+    assert "the Rekor signed entry timestamp does not verify with the trusted root's log keys" in r.err
+    assert "the Rekor entry does not record this payload, signature and certificate" in r.err

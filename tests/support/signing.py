@@ -80,15 +80,18 @@ def simplesigning_payload(repo: str, digest: str) -> bytes:
                                     "type": "cosign container image signature"}, "optional": None}).encode()
 
 
-def push_legacy(oci: Any, repo: str, subject: str, signatures: list[tuple[bytes, bytes]]) -> str:
-    """Push the ``sha256-<hex>.sig`` manifest: one simplesigning layer per (payload, signature)."""
+def push_legacy(oci: Any, repo: str, subject: str, signatures: list[Any]) -> str:
+    """Push the ``sha256-<hex>.sig`` manifest: one simplesigning layer per (payload, signature)
+    or (payload, signature, more annotations: a keyless signature's certificate and Rekor SET)."""
     config = b"{}"
     oci.push_blob(repo, config)
     layers = []
-    for payload, sig in signatures:
+    for payload, sig, *more in signatures:
         oci.push_blob(repo, payload)
+        annotations = {"dev.cosignproject.cosign/signature": base64.b64encode(sig).decode()}
+        annotations.update(more[0] if more else {})
         layers.append({"mediaType": SIMPLESIGNING, "digest": digest_of(payload), "size": len(payload),
-                       "annotations": {"dev.cosignproject.cosign/signature": base64.b64encode(sig).decode()}})
+                       "annotations": annotations})
     manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
                 "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": digest_of(config),
                            "size": len(config)}, "layers": layers}

@@ -13,7 +13,9 @@
 
 ``keyless_bundle(statement_subject_digest, identity=..., issuer=..., source_repository=...)``
 returns a Sigstore bundle v0.3 (DSSE of an in-toto statement) as GitHub's attest action and
-cosign 3 write them. Everything is built from the specs (RFC 6962 SCTs, the transparency-dev
+cosign 3 write them; ``legacy_signature(payload, ...)`` a cosign 2 keyless signature of a
+simplesigning payload with its layer annotations (certificate, Rekor SET over a
+hashedrekord entry). Everything is built from the specs (RFC 6962 SCTs, the transparency-dev
 checkpoint format, Rekor's SET), independently of pkgloader.
 """
 
@@ -199,3 +201,24 @@ class TestSigstore:
                                            "tlogEntries": [self._tlog_entry(body, now, log_key=log_key)]},
                   "dsseEnvelope": envelope}
         return json.dumps(bundle).encode()
+
+    def legacy_signature(self, payload: bytes, *, identity: str, issuer: str, source_repository: str | None = None,
+                         log_key: Any = None) -> tuple[bytes, dict[str, str]]:
+        """(signature, annotations) of a cosign 2 keyless signature of ``payload``."""
+        import rfc8785
+
+        now = int(time.time())
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = self.leaf(key, identity=identity, issuer=issuer, source_repository=source_repository, now=now)
+        sig = key.sign(payload, ec.ECDSA(hashes.SHA256()))
+        pem = cert.public_bytes(serialization.Encoding.PEM)
+        body = json.dumps({"apiVersion": "0.0.1", "kind": "hashedrekord", "spec": {
+            "data": {"hash": {"algorithm": "sha256", "value": hashlib.sha256(payload).hexdigest()}},
+            "signature": {"content": _b64(sig), "publicKey": {"content": _b64(pem)}}}}, separators=(",", ":")).encode()
+        log_id = _key_id(self.log_key.public_key()).hex()
+        canonical = rfc8785.dumps({"body": _b64(body), "integratedTime": now, "logID": log_id, "logIndex": 7})
+        set_sig = (log_key or self.log_key).sign(canonical, ec.ECDSA(hashes.SHA256()))
+        rekor = {"SignedEntryTimestamp": _b64(set_sig),
+                 "Payload": {"body": _b64(body), "integratedTime": now, "logIndex": 7, "logID": log_id}}
+        return sig, {"dev.sigstore.cosign/certificate": pem.decode(), "dev.sigstore.cosign/chain": "",
+                     "dev.sigstore.cosign/bundle": json.dumps(rekor)}
