@@ -215,3 +215,30 @@ def test_warm_fetch_of_a_verified_package_makes_no_request(published, registry, 
     with Client() as c:
         c.fetch("test:pkg@=1.0.0", tmp_path / "c.wasm")
     assert [r for r in registry.requests() if r[1] != "/v2/"] == []
+
+
+def test_library_clients_enforce_and_take_verify(published, registry, registry_config, make_key, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+
+    from pkgloader import AsyncClient, Client, SignatureMissing
+
+    oci, one, _, wasm = published
+    key = make_key()
+    registry_config(registry, extra=policy(key.pub_path))
+    with Client() as c, pytest.raises(SignatureMissing) as ei:
+        c.fetch("test:pkg@=1.0.0", tmp_path / "a.wasm")
+    assert ei.value.exit_code == 5 and ei.value.code == "signature-missing"
+
+    async def run() -> None:
+        async with AsyncClient() as ac:
+            with pytest.raises(SignatureMissing):
+                await ac.fetch("test:pkg@=1.0.0", tmp_path / "b.wasm")
+        async with AsyncClient(verify=False) as ac:
+            await ac.fetch("test:pkg@=1.0.0", tmp_path / "b.wasm")
+
+    asyncio.run(run())
+    assert not (tmp_path / "a.wasm").exists() and (tmp_path / "b.wasm").read_bytes() == wasm.read_bytes()
+    push_referrer(oci, "test/pkg", one.manifest_digest, len(one.manifest), keyed_bundle(key, "x", one.manifest_digest))
+    with Client() as c:
+        c.fetch("test:pkg@=1.0.0", tmp_path / "a.wasm")
+        assert c.engine.verified[("test:pkg", "1.0.0")].signer == f"key {key.pub_path}"
