@@ -141,9 +141,14 @@ class Client(_Base):
             return t
 
     def _run(self, registry: str, flow: Flow[T]) -> T:
+        from ._errors import NetworkError
         from ._http import run_sync
 
-        return run_sync(flow, lambda: self._transport(registry))
+        try:
+            return run_sync(flow, lambda: self._transport(registry))
+        except NetworkError as exc:
+            self.engine.explain_unreachable(registry, exc)
+            raise
 
     def close(self) -> None:
         with self._lock:
@@ -299,13 +304,17 @@ class Client(_Base):
 
     def publish(self, path: PathLike, package: str | tuple[PackageRef, Version], *,
                 annotations: dict[str, str] | None = None, force: bool = False,
-                sign_key: PathLike | None = None) -> PublishResult:
+                sign_key: PathLike | None = None, dry_run: bool = False, skip_dupes: bool = False) -> PublishResult:
         """Push a wasm file as the CNCF Wasm OCI artifact ``package`` (``ns:name@1.2.3``);
-        with ``sign_key`` (a PEM private key), also attach a keyed Sigstore bundle signing it."""
+        with ``sign_key`` (a PEM private key), also attach a keyed Sigstore bundle signing it.
+        ``dry_run``: build the manifest and config (``result.manifest``/``config``), push
+        nothing; ``skip_dupes``: an existing version is skipped (``result.skipped``), not an
+        error. A ``local`` registry gets the file under its root."""
         ref, version = parse_publish_target(package)
         return self._run(self._registry(ref),
                          self.engine.publish_flow(Path(path), (ref, version), annotations=annotations or {},
-                                                  force=force, sign_key=sign_key))
+                                                  force=force, sign_key=sign_key, dry_run=dry_run,
+                                                  skip_dupes=skip_dupes))
 
 
 class AsyncClient(_Base):
@@ -330,9 +339,14 @@ class AsyncClient(_Base):
         return t
 
     async def _run(self, registry: str, flow: Flow[T]) -> T:
+        from ._errors import NetworkError
         from ._http import run_async
 
-        return await run_async(flow, lambda: self._transport(registry))
+        try:
+            return await run_async(flow, lambda: self._transport(registry))
+        except NetworkError as exc:
+            self.engine.explain_unreachable(registry, exc)
+            raise
 
     async def aclose(self) -> None:
         for t in self._transports.values():
@@ -476,11 +490,13 @@ class AsyncClient(_Base):
 
     async def publish(self, path: PathLike, package: str | tuple[PackageRef, Version], *,
                       annotations: dict[str, str] | None = None, force: bool = False,
-                      sign_key: PathLike | None = None) -> PublishResult:
+                      sign_key: PathLike | None = None, dry_run: bool = False,
+                      skip_dupes: bool = False) -> PublishResult:
         ref, version = parse_publish_target(package)
         return await self._run(self._registry(ref),
                                self.engine.publish_flow(Path(path), (ref, version), annotations=annotations or {},
-                                                        force=force, sign_key=sign_key))
+                                                        force=force, sign_key=sign_key, dry_run=dry_run,
+                                                        skip_dupes=skip_dupes))
 
 
 Client.__doc__ = (Client.__doc__ or "") + _INIT_DOC

@@ -187,6 +187,7 @@ class _Name:
     name: str
     implements: str | None = None
     version_suffix: str | None = None
+    kind: int | None = None  # the extern kind (0x04 component, 0x05 instance, ...) where recorded
 
 
 _PRIM_VALTYPES = frozenset(range(0x73, 0x80)) | {0x64}
@@ -207,6 +208,7 @@ class _Walker:
         self.types: list[str] = []  # top-level type index space
         self.type_names: dict[int, list[tuple[int, str, _Name]]] = {}  # type idx -> names inside
         self.other_names: list[_Name] = []  # names in non-exported type definitions etc.
+        self.custom: dict[str, bytes] = {}  # top-level custom sections (the first of each name)
 
     # -- component (top level) -------------------------------------------------------
 
@@ -229,7 +231,15 @@ class _Walker:
                 self.export_section(body)
             elif sid == 6:
                 self.alias_section(body)
-            elif sid in (0, 1, 2, 3, 4, 5, 8, 9, 12):
+            elif sid == 0:  # custom: kept for the metadata publish reads (wasm-tools metadata add)
+                try:
+                    cname = body.name()
+                except _Malformed:
+                    body.pos = body.end
+                    continue
+                self.custom.setdefault(cname, self.data[body.pos:body.end])
+                body.pos = body.end
+            elif sid in (1, 2, 3, 4, 5, 8, 9, 12):
                 continue  # custom, core module/instance/type, nested component, instances, canon, start, values
             else:
                 raise r.fail(f"unknown section id {sid}", section_start)
@@ -464,7 +474,7 @@ def _deftype(r: _Reader, depth: int, names: list[tuple[int, str, _Name]]) -> str
             tag = r.u8()
             if tag == 0x03:
                 name = _name_attributes(r)
-                _externtype(r)
+                name.kind = _externtype(r)[0]
                 names.append((depth, "import", name))
             else:
                 r.pos = d_at
@@ -490,7 +500,7 @@ def _instancedecl(r: _Reader, depth: int, names: list[tuple[int, str, _Name]]) -
         _alias_target(r)
     elif tag == 0x04:
         name = _name_attributes(r)
-        _externtype(r)
+        name.kind = _externtype(r)[0]
         names.append((depth, "export", name))
     else:
         raise r.fail(f"unknown declaration 0x{tag:02x}", at)
@@ -817,3 +827,88 @@ def read_component_file(path: str | os.PathLike[str]) -> ComponentInfo:
         raise InvalidContent(f"{shown} is larger than {_MAX_FILE_BYTES} bytes", code="invalid-component")
     return read_component(data, origin=shown)
 
+
+
+# --- what publish puts into the OCI config and manifest (issue 15, as wkg / oci-wasm) ---------
+
+#: the custom sections ``wasm-tools metadata add`` writes (wasm-metadata), read at the top level
+METADATA_FIELDS = ("authors", "description", "licenses", "source", "homepage", "revision", "version")
+
+
+@dataclass(frozen=True)
+class PublishInfo:
+    """What publishing needs from a binary: ``kind`` ("component", "wit-package" or "module"),
+    the ``component`` block of the OCI config (``exports``, ``imports``; None for a core
+    module), and the top-level metadata fields (``METADATA_FIELDS``) that are present."""
+
+    kind: str
+    exports: tuple[str, ...] | None
+    imports: tuple[str, ...] | None
+    metadata: dict[str, str]
+
+
+def publish_info(data: bytes, *, origin: str = "<bytes>") -> PublishInfo:
+    """The component block as oci-wasm's ``Component::from_raw_component`` builds it:
+
+    * a component: the world's exports and imports, which are the component's top-level
+      export and import names in order (``wasi:http/incoming-handler@0.2.3``, ``get``);
+    * a WIT package: no imports; exports are every world's exports, every world's own name
+      (``ns:pkg/world@v``) and every interface (``ns:pkg/iface@v``), sorted (oci-wasm
+      collects them in a hash set);
+
+    and the metadata ``wasm-tools metadata add`` wrote (``--description`` ...)."""
+    if len(data) >= 8 and data[:4] == _MAGIC and data[4:8] == b"\x01\x00\x00\x00":
+        return PublishInfo("module", None, None, _core_metadata(data))
+    walker = _Walker(bytes(data))
+    try:
+        walker.walk()
+    except (_NotWasm, _Malformed):
+        read_component(data, origin=origin)  # raises the error worded for it
+        raise
+    metadata = {}
+    for key in METADATA_FIELDS:
+        raw = walker.custom.get(key)
+        if raw is not None:
+            try:
+                metadata[key] = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                continue
+    info = _interpret(walker)
+    if not info.is_wit_package:
+        return PublishInfo("component", tuple(n.name for n, _s, _i in walker.top_exports),
+                           tuple(n.name for n in walker.top_imports), metadata)
+    exports: set[str] = set()
+    for names in walker.type_names.values():
+        top = [n for depth, way, n in names if depth == 0 and way == "export"]
+        if not top:
+            continue
+        qualified = top[-1]
+        exports.add(qualified.name)
+        if qualified.kind == 0x04:  # a world: its own exports (depth 1)
+            exports.update(n.name for depth, way, n in names if depth == 1 and way == "export")
+    return PublishInfo("wit-package", tuple(sorted(exports)), (), metadata)
+
+
+def _core_metadata(data: bytes) -> dict[str, str]:
+    """The metadata custom sections of a core module (walked without parsing its contents)."""
+    out: dict[str, str] = {}
+    r = _Reader(data, 8, len(data))
+    try:
+        while not r.eof():
+            sid = r.u8()
+            size = r.uleb()
+            if size > r.end - r.pos:
+                break
+            end = r.pos + size
+            if sid == 0:
+                body = _Reader(data, r.pos, end)
+                name = body.name()
+                if name in METADATA_FIELDS and name not in out:
+                    try:
+                        out[name] = data[body.pos:end].decode("utf-8")
+                    except UnicodeDecodeError:
+                        pass
+            r.pos = end
+    except _Malformed:
+        pass
+    return out

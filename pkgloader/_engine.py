@@ -192,6 +192,7 @@ class Engine:
         self.strict = config.settings.strict.value if strict is None else strict
         self._strict_flag = strict is True
         self._fingerprint: str | None = None  # of the config inputs, for warm-fetch memos
+        self._chosen: dict[str, Any] = {}  # registry -> the RegistryChoice that picked it (for errors)
         self._auth: AuthSession | None = None
         self.progress = progress
         self._creds: dict[tuple[str, str], Credentials | None] = {}
@@ -233,7 +234,26 @@ class Engine:
     def _source(self, ref: PackageRef) -> Flow[Source]:
         from ._source import source_flow
 
-        return (yield from source_flow(self.config, ref, offline=self.offline))
+        source = yield from source_flow(self.config, ref, offline=self.offline)
+        self._chosen[source.registry] = source.choice
+        return source
+
+    def explain_unreachable(self, registry: str, exc: Exception) -> None:
+        """A registry that cannot be reached (connection refused, unknown host, timeout):
+        say which config layer chose it (a built-in default included) and the ways out."""
+        from ._errors import NetworkError, RegistryError, TLSError
+        from ._source import _chosen_by
+
+        if not isinstance(exc, NetworkError) or isinstance(exc, (RegistryError, TLSError)):
+            return
+        choice = self._chosen.get(registry)
+        if choice is None or getattr(exc, "_explained", False):
+            return
+        exc._explained = True  # type: ignore[attr-defined]
+        exc.details.append(f"registry {registry} chosen by {_chosen_by(choice)}")
+        exc.hint = (f"check that {registry} is reachable (pkgloader config resolve {choice.package} shows how it "
+                    "was chosen); --offline answers from the cache, and a registry mirror can serve when the "
+                    "registry cannot (README: CI and fleets)")
 
     # --- versions -----------------------------------------------------------------------
 
@@ -476,7 +496,8 @@ class Engine:
     # --- publish ------------------------------------------------------------------------
 
     def publish_flow(self, path: Path, target: str | tuple[PackageRef, Version], *, annotations: dict[str, str],
-                     force: bool, sign_key: str | os.PathLike[str] | None = None) -> Flow[Any]:
+                     force: bool, sign_key: str | os.PathLike[str] | None = None, dry_run: bool = False,
+                     skip_dupes: bool = False) -> Flow[Any]:
         package, version = parse_publish_target(target)
         spec = PackageSpec(package, VersionReq.parse(f"={version}"))
         with open(path, "rb") as f:
@@ -488,9 +509,14 @@ class Engine:
                 hint="build it first, e.g. wasm-tools component wit DIR --wasm -o FILE",
             )
         source = yield from self._source(package)
+        if dry_run or source.backend == "local":  # issue 15: as wkg publish --dry-run / to a local registry
+            from ._publishmeta import publish_dry_or_local
+
+            return publish_dry_or_local(source, path, version, annotations, dry_run=dry_run, force=force,
+                                        skip_dupes=skip_dupes)
         if source.backend != "oci":
             raise UsageError(f"publishing to a {source.backend} registry is not supported ({source.registry})",
-                             hint="publish to an OCI registry")
+                             hint="publish to an OCI registry or a local one")
         from .backends import oci
 
         signing = None
@@ -501,8 +527,8 @@ class Engine:
         size = path.stat().st_size
         tick = self.progress(f"upload {spec.package}@{version}", size) if self.progress else None
         result = yield from oci.publish_flow(self.oci, source, path, version, annotations=annotations, force=force,
-                                             progress=tick)
-        if signing is not None:
+                                             progress=tick, skip_dupes=skip_dupes)
+        if signing is not None and not result.skipped:
             from ._provenance._publish import sign_published_flow
 
             result = yield from sign_published_flow(self.oci, source, result, signing)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
@@ -410,9 +409,17 @@ class PublishResult:
     layer_digest: str
     size: int
     signature: str | None = None  # the referrer digest of its signature (publish --sign-key)
+    skipped: bool = False  # publish --skip-dupes: the version existed, nothing was pushed
+    dry_run: bool = False  # publish --dry-run: nothing was pushed; manifest and config are what would be
+    manifest: dict[str, Any] | None = None  # (dry run and local registry) the manifest built
+    config: dict[str, Any] | None = None  # (dry run and local registry) the config built
 
     def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        out = dict(self.__dict__)
+        for key in ("manifest", "config"):
+            if out[key] is None:
+                del out[key]
+        return out
 
 
 def _file_chunks(path: Path, progress: Callable[[int], None] | None) -> Iterator[bytes]:
@@ -473,8 +480,9 @@ def _upload_blob_flow(ctx: OciContext, source: Source, digest: str, size: int, b
 
 
 def publish_flow(ctx: OciContext, source: Source, path: Path, version: Version, *, annotations: dict[str, str],
-                 force: bool, progress: Callable[[int], None] | None = None) -> Flow[PublishResult]:
-    import hashlib
+                 force: bool, progress: Callable[[int], None] | None = None,
+                 skip_dupes: bool = False) -> Flow[PublishResult]:
+    from .._publishmeta import build_artifact
 
     tag = version.to_tag()
     base = _base(source)
@@ -483,39 +491,22 @@ def publish_flow(ctx: OciContext, source: Source, path: Path, version: Version, 
         head = yield from _send(ctx, source, Request("HEAD", f"{base}/manifests/{tag}", {"Accept": ACCEPT}, max_body=0),
                                 "pull,push")
         if head.status == 200:
+            if skip_dupes:  # as wkg publish --skip-dupes: an existing version is no error, and not replaced
+                digest = head.header("docker-content-digest") or ""
+                return PublishResult(str(source.package), str(version),
+                                     f"{source.oci_registry}/{source.oci_repository}:{tag}", digest, "", 0, skipped=True)
             raise VersionExists(
                 f"{what} is already published at {source.oci_registry}/{source.oci_repository}:{tag}",
-                hint="publish a new version, or pass --force to replace it",
+                hint="publish a new version, pass --skip-dupes to skip existing versions, or --force to replace it",
             )
         if head.status not in (401, 403, 404):  # (a refusal is worded by the upload that follows)
             # only "not found" says the version is free: anything else could hide an existing one
             raise _unexpected(source, f"the check whether {what} is already published", head)
-    h = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as f:
-        head_bytes = f.read(8)
-        f.seek(0)
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-            size += len(chunk)
-    layer_digest = "sha256:" + h.hexdigest()
-    os_name = "wasip2" if head_bytes[6:8] == b"\x01\x00" else "wasip1"
-    created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    config = json.dumps({"created": created, "architecture": "wasm", "os": os_name, "layerDigests": [layer_digest]},
-                        separators=(",", ":")).encode()
-    config_digest = sha256_digest(config)
+    art = build_artifact(path, source.package, version, annotations)
+    layer_digest, size, config, config_digest = art.layer_digest, art.size, art.config_bytes, art.config_digest
     yield from _upload_blob_flow(ctx, source, layer_digest, size, None, path, progress)
     yield from _upload_blob_flow(ctx, source, config_digest, len(config), config, None)
-    manifest_annotations = {"org.opencontainers.image.version": str(version), "org.opencontainers.image.created": created}
-    manifest_annotations.update(annotations)
-    manifest = {
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": WASM_CONFIG_TYPE, "digest": config_digest, "size": len(config)},
-        "layers": [{"mediaType": "application/wasm", "digest": layer_digest, "size": size,
-                    "annotations": {"org.opencontainers.image.title": f"{source.package.name}.wasm"}}],
-        "annotations": manifest_annotations,
-    }
+    manifest = art.manifest
     body = json.dumps(manifest, separators=(",", ":")).encode()
     resp = yield from _send(ctx, source, Request("PUT", f"{base}/manifests/{tag}", {"Content-Type": OCI_MANIFEST}, content=body),
                             "pull,push")

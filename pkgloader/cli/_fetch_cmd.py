@@ -65,6 +65,10 @@ def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> Non
     p.add_argument("--annotation", action="append", default=[], metavar="KEY=VALUE",
                    help="manifest annotation (repeatable), e.g. org.opencontainers.image.description=...")
     p.add_argument("--force", action="store_true", help="replace an existing version")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the manifest and config that would be pushed (JSON); push nothing")
+    p.add_argument("--skip-dupes", action="store_true",
+                   help="an already published version is skipped (exit 0), not an error and not replaced")
     p.add_argument("--sign-key", metavar="FILE",
                    help="sign it: attach a keyed Sigstore bundle (PEM private key: ECDSA P-256/P-384, Ed25519, RSA) "
                         "as a referrer (README, Provenance)")
@@ -318,12 +322,19 @@ def cmd_publish(args: argparse.Namespace) -> int:
     try:
         with _client(args, progress=progress) as client:
             result = client.publish(path, target, annotations=annotations, force=args.force,
-                                    sign_key=getattr(args, "sign_key", None))
+                                    sign_key=getattr(args, "sign_key", None), dry_run=args.dry_run,
+                                    skip_dupes=args.skip_dupes)
     finally:
         if progress is not None:
             progress.close()
     if args.json:
         emit_json(result.to_json())
+    elif result.dry_run:
+        emit_json({"reference": result.reference, "manifest": result.manifest, "config": result.config})
+        _say(args, f"dry run: nothing pushed for {result.package}@{result.version}")
+    elif result.skipped:
+        sys.stdout.write(f"{result.reference}\n")
+        _say(args, f"skipped {result.package}@{result.version}: already published (--skip-dupes)")
     else:
         sys.stdout.write(f"{result.reference}@{result.manifest_digest}\n")
         _say(args, f"published {result.package}@{result.version} ({_size(result.size)})")

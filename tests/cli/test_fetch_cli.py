@@ -124,7 +124,7 @@ def test_publish_refuses_existing_and_non_wasm(registry, registry_config, wit_pa
     assert r.code == 7
     assert r.err == (
         f"error[version-exists]: test:app@1.0.0 is already published at {registry.host}/test/app:1.0.0\n"
-        "  hint: publish a new version, or pass --force to replace it\n"
+        "  hint: publish a new version, pass --skip-dupes to skip existing versions, or --force to replace it\n"
     )
     assert run_cli("publish", files["1.0.0"], "--package", "test:app@1.0.0", "--force", "-q").code == 0
     junk = tmp_path / "junk.wasm"

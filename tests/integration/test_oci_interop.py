@@ -175,7 +175,7 @@ def test_publishing_an_existing_version_needs_force(registry, oci_client, wit_pa
     r = run_cli("publish", second, "--package", "test:pkg@1.0.0", *cli_args(registry, tmp_path), "--json")
     assert (r.code, r.err) == (7, "\n".join([
         f"error[version-exists]: test:pkg@1.0.0 is already published at {registry.host}/{REPO}:1.0.0",
-        "  hint: publish a new version, or pass --force to replace it",
+        "  hint: publish a new version, pass --skip-dupes to skip existing versions, or --force to replace it",
     ]) + "\n")
     assert r.json()["error"]["exit_code"] == 7  # type: ignore[index]
     assert registry.requests() == [("HEAD", f"/v2/{REPO}/manifests/1.0.0")]  # nothing uploaded
