@@ -160,3 +160,33 @@ def fetch_formatted(client: Any, spec: Any, output: str | None, fmt: str, overwr
     except OSError as exc:
         raise output_error(exc, dest) from None
     return FetchResult(rel, dest, from_cache=True)
+
+
+# --- publish DIR (as wkg publish builds a WIT directory first) --------------------------------
+
+
+def build_wit_dir(directory: Path, out: Path) -> Path:
+    """``wasm-tools component wit DIR --wasm -o OUT``: the WIT directory (with its ``deps/``)
+    as a binary WIT package, what ``pkgloader publish DIR`` publishes."""
+    try:
+        done = subprocess.run([wasm_tools("publishing a WIT directory"), "component", "wit", os.fspath(directory),
+                               "--wasm", "-o", os.fspath(out)], capture_output=True, text=True, timeout=_TIMEOUT)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise InputError(f"wasm-tools could not build {directory}: {exc}", code="invalid-wit") from None
+    if done.returncode != 0:
+        lines = [line for line in done.stderr.strip().splitlines() if line.strip()][:8]
+        raise InputError(f"{directory} is not a WIT package wasm-tools can build", details=lines,
+                         hint="publish takes a .wasm file (a WIT package or a component) or a directory of .wit "
+                              "files with its dependencies in deps/ (pkgloader sync writes them)",
+                         code="invalid-wit")
+    return out
+
+
+def package_of(wasm: Path) -> tuple[PackageRef, Version] | None:
+    """The (name, version) a binary WIT package declares, or None (a component, no version)."""
+    from ._component import read_component_file
+
+    info = read_component_file(wasm)
+    if info.is_wit_package and info.package is not None and info.version is not None:
+        return info.package, info.version
+    return None

@@ -61,7 +61,8 @@ def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> Non
                        description="Push FILE as ns:name@version (config application/vnd.wasm.config.v0+json, one "
                        "application/wasm layer). Refuses to replace an existing version unless --force.")
     p.add_argument("file", metavar="FILE")
-    p.add_argument("--package", required=True, metavar="NS:NAME@VERSION", help="e.g. my-org:greeter@1.2.0")
+    p.add_argument("--package", metavar="NS:NAME@VERSION",
+                   help="e.g. my-org:greeter@1.2.0; default: the name and version a WIT package declares")
     p.add_argument("--annotation", action="append", default=[], metavar="KEY=VALUE",
                    help="manifest annotation (repeatable), e.g. org.opencontainers.image.description=...")
     p.add_argument("--force", action="store_true", help="replace an existing version")
@@ -300,7 +301,6 @@ def cmd_publish(args: argparse.Namespace) -> int:
     from .._engine import parse_publish_target
     from .._errors import LocalIOError, UsageError
 
-    target = parse_publish_target(args.package)
     annotations: dict[str, str] = {}
     for a in args.annotation:
         key, sep, value = a.partition("=")
@@ -308,16 +308,28 @@ def cmd_publish(args: argparse.Namespace) -> int:
             raise UsageError(f"--annotation {a!r} is not KEY=VALUE")
         annotations[key] = value
     path = Path(args.file)
-    if path.is_dir():
-        raise UsageError(
-            f"{args.file!r} is a directory; publish takes one .wasm file (a WIT package or a component)",
-            hint=f"build a WIT directory into a package first: wasm-tools component wit {args.file} --wasm -o "
-                 "package.wasm, then pkgloader publish package.wasm --package NS:NAME@VERSION",
-        )
+    if path.is_dir():  # a WIT directory is built first, as wkg publish does (needs pkgloader[wit])
+        import tempfile
+
+        from .._wittext import build_wit_dir
+
+        with tempfile.TemporaryDirectory(prefix="pkgloader-publish-") as tmp:
+            args.file = str(build_wit_dir(path, Path(tmp) / "package.wasm"))
+            return cmd_publish(args)
     if not path.exists():
         raise LocalIOError(f"cannot read {args.file!r}: no such file")
     if not path.is_file():
         raise LocalIOError(f"cannot read {args.file!r}: not a regular file")
+    if args.package:
+        target = parse_publish_target(args.package)
+    else:
+        from .._wittext import package_of
+
+        declared = package_of(path)
+        if declared is None:
+            raise UsageError(f"{args.file!r} declares no package name and version (a component, or an unversioned "
+                             "WIT package): name it", hint="pass --package NS:NAME@VERSION")
+        target = declared
     progress = None if (args.quiet or args.json) else progress_factory()
     try:
         with _client(args, progress=progress) as client:

@@ -273,3 +273,31 @@ def test_a_fetched_component_runs_in_wasmtime(reg: Any, tmp_path: Path) -> None:
     instance = wc.Linker(engine).instantiate(store, wc.Component.from_file(engine, str(got.path)))
     get = instance.get_func(store, "get")
     assert get is not None and get(store) == 42
+
+
+def test_publish_dir_builds_the_wit_directory_first(reg: Any, run_cli: Callable[..., Any], tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    d = tmp_path / "wit"
+    (d / "deps" / WASI_IO.dir_name).mkdir(parents=True)
+    (d / "deps" / WASI_IO.dir_name / "package.wit").write_text(WASI_IO.source())
+    (d / "world.wit").write_text(WORLDS.source())
+    r = run_cli("publish", d, "--json")  # no --package: the name and version the WIT declares
+    assert r.code == 0, r.err
+    assert json.loads(r.out)["reference"] == f"{reg.host}/test/worlds:0.3.0"
+    manifest, config, _ = _pushed(reg, "test/worlds", "0.3.0")
+    built = build_spec(tmp_path / "ref", WORLDS)
+    assert manifest["layers"][0]["digest"] == "sha256:" + hashlib.sha256(built.read_bytes()).hexdigest()
+    assert "test:worlds/app@0.3.0" in config["component"]["exports"]
+    # a component names no package: --package is needed
+    r = run_cli("publish", build_answer_component(tmp_path / "c"))
+    assert r.code == 2 and "declares no package name and version" in r.err
+    # not WIT: wasm-tools' reason, exit 2
+    (tmp_path / "empty").mkdir()
+    r = run_cli("publish", tmp_path / "empty", "--package", "my:pkg@0.1.0")
+    assert r.code == 2 and r.err.startswith(f"error[invalid-wit]: {tmp_path / 'empty'} is not a WIT package wasm-tools can build")
+    # without the extra
+    from pkgloader import _wittext
+
+    monkeypatch.setattr(_wittext, "_candidates", lambda: [])
+    r = run_cli("publish", d)
+    assert r.code == 2 and r.err.startswith("error[missing-extra]: publishing a WIT directory needs the wasm-tools binary")
