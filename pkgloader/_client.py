@@ -64,6 +64,8 @@ def _synced(specs: list[Any], outcomes: list[Any]) -> list[Path]:
     from ._errors import FetchManyError, PkgLoaderError
 
     if any(isinstance(o, PkgLoaderError) for o in outcomes):
+        if len(outcomes) == 1:
+            raise outcomes[0]  # one package: its error, as fetch of one REF
         raise FetchManyError([(f"{r.package}@{r.version}", o) for (r, _dest), o in zip(specs, outcomes)])
     return [p for paths in outcomes for p in paths]
 

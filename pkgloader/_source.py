@@ -202,6 +202,30 @@ def discovery_flow(registry: str, scheme: str, timeout: float) -> Flow[MetadataR
     return MetadataResult(None, f"none (404 at {last_url.rsplit('/.well-known', 1)[0]}/.well-known/...)")
 
 
+#: how long a failed registry-metadata discovery is remembered (per Config, in memory): the
+#: operations of one command ask once, and warn once
+FAILURE_MEMORY = 60.0
+
+
+def _failures(config: Config) -> dict[str, tuple[float, MetadataResult]]:
+    return vars(config).setdefault("_metadata_failures", {})  # type: ignore[no-any-return]
+
+
+def _recent_failure(config: Config, registry: str) -> MetadataResult | None:
+    seen = _failures(config).get(registry)
+    if seen is None or time.monotonic() - seen[0] > FAILURE_MEMORY:
+        return None
+    return seen[1]
+
+
+def _chosen_by(choice: Any) -> str:
+    """How a registry was chosen, in words: 'the built-in default for namespace wasi', or the
+    config rule and where it was set."""
+    if choice.rule.startswith("built-in namespace "):
+        return f"the built-in default for namespace {choice.rule.removeprefix('built-in namespace ')}"
+    return f"{choice.rule} ({choice.origin})"
+
+
 def source_flow(config: Config, package: PackageRef, *, offline: bool = False) -> Flow[Source]:
     """Resolve a package to its Source, discovering registry metadata only when needed."""
     choice = config.choose_registry(package)
@@ -228,6 +252,8 @@ def source_flow(config: Config, package: PackageRef, *, offline: bool = False) -
             meta = cached
         elif offline:
             meta = MetadataResult(None, "not fetched (offline)")
+        elif (failed := _recent_failure(config, registry)) is not None:
+            meta = failed  # asked and failed moments ago: not again, and not a second warning
         else:
             scheme = metadata_scheme(registry, rc)
             try:
@@ -240,10 +266,11 @@ def source_flow(config: Config, package: PackageRef, *, offline: bool = False) -
                     raise
                 warning = (
                     f"could not read registry metadata for {registry} ({exc.message}); "
-                    f"assuming {registry} is itself an OCI registry"
+                    f"assuming {registry} is itself an OCI registry (registry chosen by {_chosen_by(choice)})"
                 )
                 log.warning("%s", warning)
                 meta = MetadataResult(None, f"failed: {exc.message}", warning)
+                _failures(config)[registry] = (time.monotonic(), meta)
 
     if explicit is not None:
         backend = explicit

@@ -539,7 +539,8 @@ def test_registry_json_is_a_warning_and_the_host_is_taken_for_oci(answer: str, h
     reason = Where(s.reg).line(METADATA[answer], "registry.json", answer)
     host = re.escape(s.host)
     assert re.fullmatch(rf"warning: could not read registry metadata for {host} \({reason}\); "
-                        rf"assuming {host} is itself an OCI registry\nfetched {re.escape(WHAT)} \(sha256:[0-9a-f]{{12}}, "
+                        rf"assuming {host} is itself an OCI registry \(registry chosen by namespace_registries\.test "
+                        rf"\([^\n]+:\d+\)\)\nfetched {re.escape(WHAT)} \(sha256:[0-9a-f]{{12}}, "
                         rf"8 bytes\) from {host}\n", r.err), r.err
     assert s.out.read_bytes() == WASM
     assert files(s.cache / "metadata") == []  # a failure is not remembered as "no metadata"

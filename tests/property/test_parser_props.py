@@ -372,6 +372,7 @@ def test_registry_metadata_from_json_raises_only_value_error(data: Any) -> None:
 
 def _clear_metadata_cache() -> None:
     shutil.rmtree(DISCOVER.cache_dir / "metadata", ignore_errors=True)
+    vars(DISCOVER).pop("_metadata_failures", None)  # a failure is remembered for a minute in memory
 
 
 def resolve_discovered(first: tuple[int, bytes], legacy: tuple[int, bytes]) -> Source | None:
@@ -420,7 +421,8 @@ def test_oversized_registry_json_is_the_documented_fallback() -> None:
     assert source.metadata.warning == (
         f"could not read registry metadata for {HOST} (registry metadata at "
         f"http://{HOST}/.well-known/wasm-pkg/registry.json is larger than 64 KiB; refusing to read it); "
-        f"assuming {HOST} is itself an OCI registry")
+        f"assuming {HOST} is itself an OCI registry (registry chosen by namespace_registries.test "
+        f"({source.choice.origin}))")
 
 
 @PROPS

@@ -93,7 +93,8 @@ def test_discovery_failure_warns_with_assumed_host(caplog: pytest.LogCaptureFixt
     assert src.metadata.warning == (
         f"could not read registry metadata for {srv.host} (registry metadata at "
         f"http://{srv.host}/.well-known/wasm-pkg/registry.json is invalid: Expecting property name enclosed in "
-        f"double quotes: line 1 column 2 (char 1)); assuming {srv.host} is itself an OCI registry"
+        f"double quotes: line 1 column 2 (char 1)); assuming {srv.host} is itself an OCI registry "
+        f"(registry chosen by default_registry ({src.choice.origin}))"
     )
     assert src.metadata.warning in caplog.text
 
