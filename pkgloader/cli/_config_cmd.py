@@ -92,14 +92,18 @@ def cmd_show(args: argparse.Namespace) -> int:
     if "registry_override" in data:
         out.append("# --registry applies to the packages named on the command line")
         out.append("# " + _line("registry_override", data["registry_override"], args.origin))
-    for table in ("namespace_registries", "package_registry_overrides", "fallback_namespace_registries"):
+    for table in ("namespace_registries", "package_registry_overrides"):
         if data[table]:
             out.append("")
-            if table == "fallback_namespace_registries":
-                out.append("# built-in fallbacks, used after default_registry")
             out.append(f"[{table}]")
             for key, entry in data[table].items():
                 out.append(_line(key, entry, args.origin))
+    if data["fallback_namespace_registries"]:
+        # built in, not a config key: shown as comments, so that this output loads back as a config
+        out.append("")
+        out.append("# built-in fallbacks, used after default_registry (override them in [namespace_registries]):")
+        for key, entry in data["fallback_namespace_registries"].items():
+            out.append("#   " + _line(key, entry, args.origin))
     for name, entry in data["registry"].items():
         if "default" in entry:
             out.append("")

@@ -21,7 +21,7 @@ def write(path: Path, text: str) -> Path:
 def test_show_defaults(run_cli) -> None:  # type: ignore[no-untyped-def]
     r = run_cli("config", "show")
     assert r.code == 0, r
-    assert 'ba = "bytecodealliance.org"\nwasi = "wasi.dev"' in r.out
+    assert '#   ba = "bytecodealliance.org"\n#   wasi = "wasi.dev"' in r.out  # built in: comments
     assert "[pkgloader]" in r.out
 
 
@@ -165,3 +165,50 @@ def test_console_script_and_module_entry() -> None:
     # --help lists the exit codes
     helptext = subprocess.run([sys.executable, "-m", "pkgloader", "--help"], capture_output=True, text=True, check=True).stdout
     assert "exit codes:" in helptext and "integrity" in helptext
+
+
+def test_show_output_loads_back_as_a_config(run_cli, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """README: config show prints TOML that loads back (secrets masked); with --origin too."""
+    import tomllib
+
+    write(global_config_path(), """
+        default_registry = "r.example"
+        [namespace_registries]
+        my-org = "r.example"
+        acme = { registry = "acme", metadata = { preferredProtocol = "oci", oci = { registry = "ghcr.io", namespacePrefix = "acme/" } } }
+        [package_registry_overrides]
+        "my-org:special" = "other.example"
+        [registry."r.example".oci]
+        auth = { username = "alice", password = "s3cr3t" }
+        protocol = "http"
+        [registry."other.example"]
+        default = "oci"
+        [registry."w.example".warg]
+        url = "https://w.example"
+        [pkgloader]
+        timeout = 12
+        """)
+    proj = tmp_path / "proj"
+    write(proj / "pkgloader.toml", """
+        [pkgloader]
+        retries = 2
+        [dependencies]
+        "my-org:x" = "1.0"
+        """)
+    monkeypatch.chdir(proj)
+    for flags in ((), ("--origin",)):
+        first = run_cli("config", "show", *flags)
+        assert first.code == 0, first
+        assert "s3cr3t" not in first.out
+        tomllib.loads(first.out)  # valid TOML
+        shown = tmp_path / "shown.toml"
+        shown.write_text(first.out)
+        again = run_cli("--config", shown, "config", "show")
+        assert (again.code, again.err) == (0, "")
+        plain = run_cli("config", "show").out
+        # the same effective config (the password is the masked text now, shown masked again)
+        assert again.out == plain
+    origin = run_cli("config", "show", "--origin").out
+    assert f"retries = 2 " in origin and f"# project {proj / 'pkgloader.toml'}:2" in origin
+    assert f"# project {proj / 'pkgloader.toml'}:4" in origin  # [dependencies] entries too
+    assert f"# global {global_config_path()}:3" in origin
