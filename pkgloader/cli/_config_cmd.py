@@ -223,7 +223,9 @@ def cmd_init(args: argparse.Namespace) -> int:
         raise LocalIOError(f"cannot write {str(target)!r}: {exc.strerror or exc}") from None
     if args.json:
         emit_json({"written": str(target), "migrated": bool(args.migrate)})
-    elif not args.quiet:
+        return 0
+    sys.stdout.write(f"{target}\n")  # the result on stdout, as every command writes its paths
+    if not args.quiet:
         sys.stderr.write(f"wrote {target}\n")
     return 0
 

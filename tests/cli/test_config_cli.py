@@ -59,8 +59,8 @@ def test_path_lists_every_file(run_cli, tmp_path: Path) -> None:  # type: ignore
 
 
 def test_init_writes_then_refuses(run_cli) -> None:  # type: ignore[no-untyped-def]
-    r = run_cli("config", "init")
-    assert r.code == 0, r
+    r = run_cli("config", "init", "-q")
+    assert (r.code, r.out, r.err) == (0, f"{global_config_path()}\n", "")  # -q: the result only, as everywhere
     text = global_config_path().read_text()
     assert text.startswith("# wasm-pkg configuration")
     assert run_cli("config", "show").code == 0  # the template itself is a valid config
