@@ -1362,8 +1362,10 @@ class _Loader:
             def fail(sub: list[str], message: str, hint: str | None) -> ConfigError:
                 return self.fail(kp + sub, message, hint)
 
-            check = _mirrorconfig.check_mirrors if key == "mirrors" else _mirrorconfig.check_fallback
-            return check(value, fail)
+            if key == "mirror_fallback":
+                return _mirrorconfig.check_fallback(value, fail)
+            return _mirrorconfig.check_mirrors(value, fail,
+                                               lambda sub, v: self.backend_value("oci", kp + sub, v))
         if backend == "oci":
             if key == "auth":
                 if isinstance(value, dict):

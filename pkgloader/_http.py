@@ -72,6 +72,9 @@ class Request:
     via_status: int = 0
     #: requests with the same key that run at the same time share one exchange (tokens)
     shared: Any = None
+    #: TLS settings of this request's endpoint when they are not the transport's (a mirror
+    #: with TLS keys of its own); kept across redirects
+    tls: TlsSettings | None = None
 
 
 @dataclass
@@ -502,9 +505,19 @@ class HttpSettings:
     proxies: Any = None  # a _proxy.ProxySettings, or None for no proxy
     _verify: Any = None
 
-    def verify(self) -> ssl.SSLContext:  # noqa: F821 (annotation only)
+    def verify(self, tls: TlsSettings | None = None) -> ssl.SSLContext:  # noqa: F821 (annotation only)
         """The TLS context, built on first use (plain-HTTP never pays for it) and shared by
-        every transport with the same TLS settings."""
+        every transport with the same TLS settings; ``tls``: an endpoint's own TLS settings
+        (a mirror's) instead of these, with this trust store."""
+        if tls is not None:
+            key = (tls.extra_root_certificates, tls.accept_invalid_certificates, self.trust_store,
+                   tls.client_certificate, tls.client_key)
+            ctx = _CONTEXTS.get(key)
+            if ctx is None:
+                ctx = _CONTEXTS[key] = make_ssl_context(
+                    tls.extra_root_certificates, tls.accept_invalid_certificates, trust_store=self.trust_store,
+                    client_certificate=tls.client_certificate, client_key=tls.client_key)
+            return ctx
         if self._verify is None:
             key = (self.extra_root_certificates, self.accept_invalid_certificates, self.trust_store,
                    self.client_certificate, self.client_key)
@@ -518,6 +531,16 @@ class HttpSettings:
 
 
 _CONTEXTS: dict[Any, Any] = {}
+
+
+@dataclass(frozen=True)
+class TlsSettings:
+    """The TLS settings of one endpoint that has its own (a mirror table's TLS keys)."""
+
+    extra_root_certificates: tuple[bytes, ...] = ()
+    accept_invalid_certificates: bool = False
+    client_certificate: str | None = None
+    client_key: str | None = None
 
 
 def _should_retry(req: Request, attempt: int, retries: int) -> bool:
@@ -536,7 +559,7 @@ def _redirect_target(req: Request, status: int, location: str | None, url: str) 
         headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
     method = "GET" if status == 303 else req.method
     return Request(method, new_url, headers, req.content if method != "GET" else None, req.sink, req.max_body,
-                   True, req.on_retry, req.retry, req.timeout, via_status=status, shared=req.shared)
+                   True, req.on_retry, req.retry, req.timeout, via_status=status, shared=req.shared, tls=req.tls)
 
 
 def is_transport_error(exc: BaseException) -> bool:
@@ -852,7 +875,7 @@ class AsyncTransport:
         self._clients: dict[Any, Any] = {}
         self._flights = AsyncSingleFlight()
 
-    def _client_for(self, url: str) -> Any:
+    def _client_for(self, url: str, tls: TlsSettings | None = None) -> Any:
         import httpx
 
         proxy = None
@@ -862,7 +885,7 @@ class AsyncTransport:
             port = parts.port or (443 if parts.scheme == "https" else 80)
             proxy = proxies.for_url(parts.scheme, parts.hostname or "", port)
         https = url.startswith("https://")
-        key = (proxy.display if proxy is not None else None, https)
+        key = (proxy.display if proxy is not None else None, https, tls if https else None)
         client = self._clients.get(key)
         if client is None:
             st = self.settings
@@ -875,7 +898,7 @@ class AsyncTransport:
                 "trust_env": False,
                 "headers": {"User-Agent": user_agent()},
             }
-            kwargs["verify"] = st.verify() if https else False  # False: no TLS context for http://
+            kwargs["verify"] = st.verify(tls) if https else False  # False: no TLS context for http://
             if proxy is not None:
                 headers = {"Proxy-Authorization": proxy.authorization} if proxy.authorization else None
                 kwargs["proxy"] = httpx.Proxy(proxy.display, headers=headers)
@@ -937,7 +960,7 @@ class AsyncTransport:
         the request is sent)."""
         import asyncio
 
-        client = self._client_for(req.url)
+        client = self._client_for(req.url, req.tls)
         request = client.build_request(req.method, req.url, headers=req.headers, content=req.content)
         limit = req.timeout if req.timeout is not None else self.settings.timeout
         small = req.content is None or (isinstance(req.content, bytes) and len(req.content) <= _DEADLINE_UPLOAD)

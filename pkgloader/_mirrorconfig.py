@@ -7,8 +7,10 @@
     mirror_fallback = true      # go to the origin when every mirror fails (default)
 
 A mirror is stored normalised as a dict: ``location`` (``host[:port][/path-prefix]``) and
-optionally ``protocol``, ``auth``, ``resolve``. A mirror is reached with the TLS settings of
-the registry it mirrors (TLS keys of its own are refused, not ignored).
+optionally ``protocol``, ``auth``, ``resolve`` and the TLS keys of ``[registry."NAME".oci]``
+(``accept_invalid_certificates``, ``extra_root_certificates``, ``client_certificate``,
+``client_key``, validated as there). A mirror with TLS keys of its own is reached with those
+alone; see ``backends._mirrors.mirror_plan`` for one without.
 """
 
 from __future__ import annotations
@@ -18,10 +20,9 @@ from typing import Any, Callable
 
 __all__ = ["MIRROR_KEYS", "check_mirrors", "check_fallback", "parse_env_mirrors", "split_location", "mask_mirrors"]
 
-MIRROR_KEYS = ("location", "protocol", "auth", "resolve")
-#: TLS keys of a mirror's own are not supported yet: a mirror is reached with the TLS settings
-#: of the registry it mirrors (whose extra_root_certificates may hold the mirror's CA too)
-_TLS_KEYS = ("accept_invalid_certificates", "extra_root_certificates", "client_certificate", "client_key")
+#: the TLS keys a mirror table may hold (as [registry."NAME".oci] has them)
+TLS_KEYS = ("accept_invalid_certificates", "extra_root_certificates", "client_certificate", "client_key")
+MIRROR_KEYS = ("location", "protocol", "auth", "resolve") + TLS_KEYS
 _HOST_RE = re.compile(
     r"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*)(?::[0-9]{1,5})?$"
 )
@@ -57,8 +58,10 @@ def location_problem(location: str) -> tuple[str, str] | None:
     return None
 
 
-def check_mirrors(value: Any, fail: Fail) -> list[dict[str, Any]]:
-    """Validate a ``mirrors`` value; return the normalised list."""
+def check_mirrors(value: Any, fail: Fail, tls_value: Callable[[list[str], Any], Any] | None = None) -> list[dict[str, Any]]:
+    """Validate a ``mirrors`` value; return the normalised list. ``tls_value(key path below the
+    mirrors key, value)`` validates and normalises a TLS key's value as the ``oci`` table does
+    (certificate tables, paths made absolute); without it TLS keys are refused."""
     if not isinstance(value, list):
         raise fail([], "mirrors must be an array", 'write mirrors = ["mirror.internal:5000"] or tables { location = "..." }')
     out: list[dict[str, Any]] = []
@@ -69,10 +72,8 @@ def check_mirrors(value: Any, fail: Fail) -> list[dict[str, Any]]:
         elif not isinstance(item, dict):
             raise fail(kp, "a mirror is a string host[:port][/path-prefix] or a table", 'e.g. { location = "mirror:5000" }')
         for key in item:
-            if key in _TLS_KEYS:
-                raise fail(kp + [key], f"{key} is not supported in a mirror table yet",
-                           "a mirror is reached with the TLS settings of the registry it mirrors: add its CA to that "
-                           "registry's extra_root_certificates (or SSL_CERT_FILE)")
+            if key in TLS_KEYS and tls_value is None:
+                raise fail(kp + [key], f"{key} is not supported here", "write the mirror's TLS keys in a config file")
             if key not in MIRROR_KEYS:
                 import difflib
 
@@ -90,6 +91,12 @@ def check_mirrors(value: Any, fail: Fail) -> list[dict[str, Any]]:
             if item["protocol"] not in ("http", "https"):
                 raise fail(kp + ["protocol"], 'protocol must be "http" or "https"', None)
             norm["protocol"] = item["protocol"]
+        for key in TLS_KEYS:
+            if key in item and tls_value is not None:
+                norm[key] = tls_value(kp + [key], item[key])
+        if "client_key" in norm and "client_certificate" not in norm:
+            raise fail(kp + ["client_key"], "client_key without client_certificate",
+                       "add client_certificate = the mirror's client certificate (PEM)")
         for key in ("resolve",):
             if key in item:
                 if not isinstance(item[key], bool):

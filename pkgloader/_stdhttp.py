@@ -241,13 +241,14 @@ class StdTransport:
                 return
         conn.close()
 
-    def _connect(self, scheme: str, host: str, port: int, proxy: Any) -> http.client.HTTPConnection:
+    def _connect(self, scheme: str, host: str, port: int, proxy: Any,
+                 endpoint_tls: Any = None) -> http.client.HTTPConnection:
         st = self.settings
         tls = scheme == "https"
         cls = _http_connection(tls)
         kwargs: dict[str, Any] = {"timeout": st.connect_timeout}
         if tls:
-            kwargs["context"] = st.verify()
+            kwargs["context"] = st.verify(endpoint_tls)
         if proxy is None:
             conn = cls(host, port, **kwargs)
         else:
@@ -285,7 +286,7 @@ class StdTransport:
         port = parts.port or _DEFAULT_PORTS[scheme]
         proxies = self.settings.proxies
         proxy = proxies.for_url(scheme, host, port) if proxies is not None else None
-        key = (scheme, host, port, proxy.display if proxy is not None else None)
+        key = (scheme, host, port, proxy.display if proxy is not None else None, req.tls if scheme == "https" else None)
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         headers = {"User-Agent": self._ua, **req.headers}
         if proxy is not None and scheme == "http":
@@ -299,7 +300,7 @@ class StdTransport:
         conn = self._get(key) if replayable else None
         reused = conn is not None
         if conn is None:
-            conn = self._connect(scheme, host, port, proxy)
+            conn = self._connect(scheme, host, port, proxy, req.tls)
         try:
             try:
                 resp = self._exchange(conn, req, target, headers)
@@ -308,7 +309,7 @@ class StdTransport:
                     raise
                 # a pooled connection the server had already closed: one fresh attempt
                 conn.close()
-                conn = self._connect(scheme, host, port, proxy)
+                conn = self._connect(scheme, host, port, proxy, req.tls)
                 resp = self._exchange(conn, req, target, headers)
             if proxy is not None and resp.status == 407:
                 exc = OSError(f"the proxy {proxy.display} refused the request: 407 {resp.reason}")

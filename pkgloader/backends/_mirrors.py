@@ -23,13 +23,14 @@ Requests to a mirror are not retried (a failing mirror is skipped instead).
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import threading
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Callable
 
 from .._errors import AuthError, IntegrityError, NetworkError, NotFoundError, PkgLoaderError, RegistryError
-from .._http import Request, is_loopback_host, split_host
+from .._http import Request, TlsSettings, is_loopback_host, split_host
 from .._log import get_logger
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -58,6 +59,8 @@ class Mirror:
     resolve: bool
     auth: Any  # the config's auth value (table or base64), or None
     origin: str  # where it was configured
+    #: the TLS settings the mirror is reached with; None: the transport's (the registry's)
+    tls: TlsSettings | None = None
 
     @property
     def label(self) -> str:
@@ -118,8 +121,38 @@ def mirror_plan(config: Config, source: Source) -> MirrorPlan | None:
 
             host, prefix = split_location(m["location"])
             scheme = m.get("protocol") or ("http" if is_loopback_host(split_host(host)) else "https")
-            mirrors.append(Mirror(host, prefix, scheme, bool(m.get("resolve", False)), m.get("auth"), str(setting.origin)))
+            mirrors.append(Mirror(host, prefix, scheme, bool(m.get("resolve", False)), m.get("auth"), str(setting.origin),
+                                  _mirror_tls(config, source, m, host)))
         return MirrorPlan(source.registry, tuple(mirrors), True if fb is None else bool(fb.value), name)
+    return None
+
+
+def _mirror_tls(config: Config, source: Source, m: dict[str, Any], host: str) -> TlsSettings | None:
+    """How a mirror is reached over TLS: its table's TLS keys when it has any (those alone);
+    else the TLS keys of the config's entry for the mirror's host; else the trust settings of
+    the registry it mirrors (None: the transport's), without that registry's client
+    certificate (a credential of the origin; ``SSL_CLIENT_CERT`` still applies)."""
+    import os
+
+    from .._mirrorconfig import TLS_KEYS
+
+    env_cert = os.environ.get("SSL_CLIENT_CERT") or None
+    if any(k in m for k in TLS_KEYS):
+        certs = tuple(base64.b64decode(c["data"]) if c.get("encoding", "pem") == "der" else c["data"].encode()
+                      for c in m.get("extra_root_certificates", ()))
+        cert = m.get("client_certificate") or env_cert
+        return TlsSettings(certs, bool(m.get("accept_invalid_certificates", False)), cert,
+                           m.get("client_key") if m.get("client_certificate") else None)
+    own = config.registries.get(host)
+    if own is not None and not own.problems and any(k in own.backends.get("oci", {}) for k in TLS_KEYS):
+        oci = own.oci()
+        return TlsSettings(oci.extra_root_certificates, oci.accept_invalid_certificates,
+                           oci.client_certificate or env_cert, oci.client_key if oci.client_certificate else None)
+    rc = config.registries.get(source.registry)
+    table = rc.backends.get("oci", {}) if rc is not None else {}
+    if "client_certificate" in table:
+        oci = rc.oci()  # type: ignore[union-attr]
+        return TlsSettings(oci.extra_root_certificates, oci.accept_invalid_certificates, env_cert, None)
     return None
 
 
@@ -187,13 +220,14 @@ def _fail(engine: Engine, mirror: Mirror, why: str) -> None:
     log.warning("mirror %s failed (%s); skipping it from now on", mirror.label, why)
 
 
-def _no_retry(flow: Flow[Any]) -> Flow[Any]:
-    """Run ``flow`` with every request marked not to be retried (a failing mirror is skipped)."""
+def _no_retry(flow: Flow[Any], tls: TlsSettings | None = None) -> Flow[Any]:
+    """Run ``flow`` with every request marked not to be retried (a failing mirror is skipped)
+    and sent with the mirror's TLS settings (``tls``, when it has its own)."""
     try:
         req = next(flow)
         while True:
-            if isinstance(req, Request) and req.retry:
-                req = replace(req, retry=False)
+            if isinstance(req, Request) and (req.retry or tls is not None):
+                req = replace(req, retry=False, tls=tls if tls is not None else req.tls)
             try:
                 resp = yield req
             except BaseException as exc:  # noqa: BLE001 - handed to the inner flow
@@ -238,7 +272,7 @@ def versions_flow(engine: Engine, source: Source, plan: MirrorPlan) -> Flow[list
         if not mirror.resolve:
             continue
         try:
-            infos = yield from _no_retry(oci.list_versions_flow(_context(engine, mirror), _mirror_source(source, mirror)))
+            infos = yield from _no_retry(oci.list_versions_flow(_context(engine, mirror), _mirror_source(source, mirror)), mirror.tls)
         except _MIRROR_ERRORS as exc:
             _fail(engine, mirror, _why(exc))
             continue
@@ -259,7 +293,7 @@ def release_flow(engine: Engine, source: Source, version: Version, plan: MirrorP
             continue
         tried = True
         try:
-            rel = yield from _no_retry(oci.release_flow(_context(engine, mirror), _mirror_source(source, mirror), version))
+            rel = yield from _no_retry(oci.release_flow(_context(engine, mirror), _mirror_source(source, mirror), version), mirror.tls)
         except NotFoundError as exc:
             # a tag the mirror does not know (a pull-through cache that has not seen it, its
             # upstream unreachable) is no fault of the mirror: the next one, or the origin
@@ -318,7 +352,7 @@ def content_flow(engine: Engine, source: Source, release: Release, sink: Callabl
 
         try:
             yield from _no_retry(oci.blob_flow(_context(engine, mirror), _mirror_source(source, mirror), release,
-                                               hashing, again))
+                                               hashing, again), mirror.tls)
         except _MIRROR_ERRORS as exc:
             again()
             _fail(engine, mirror, _why(exc))
@@ -389,7 +423,7 @@ def by_digest_flow(engine: Engine, source: Source, kind: str, digest: str, max_b
         tried = True
         try:
             return (yield from _no_retry(_get_by_digest(_context(engine, mirror), _mirror_source(source, mirror), kind,
-                                                        digest, max_body)))
+                                                        digest, max_body), mirror.tls))
         except _MIRROR_ERRORS as exc:
             _fail(engine, mirror, _why(exc))
     if plan is not None and tried and not plan.fallback:

@@ -79,9 +79,8 @@ def test_pkgloader_mirrors_environment_override(tmp_path: Path) -> None:
                     "the path prefix is not a repository path"),
     ('[{ location = "m", resolv = true }]', "registry.\"r.example\".oci.mirrors.0.resolv: unknown mirror key 'resolv'"),
     ('[{ location = "m", resolve = "yes" }]', "registry.\"r.example\".oci.mirrors.0.resolve: resolve must be true or false"),
-    ('[{ location = "m", accept_invalid_certificates = true }]',
-     "registry.\"r.example\".oci.mirrors.0.accept_invalid_certificates: accept_invalid_certificates is not supported "
-     "in a mirror table yet"),
+    ('[{ location = "m", accept_invalid_certificates = 1 }]',
+     "registry.\"r.example\".oci.mirrors.0.accept_invalid_certificates: "),
     ('[{ resolve = true }]', "registry.\"r.example\".oci.mirrors.0: a mirror table needs a string location"),
 ])
 def test_invalid_mirrors_are_config_errors(value: str, message: str, tmp_path: Path) -> None:
