@@ -160,13 +160,13 @@ def _report(args: argparse.Namespace, result: Any, verb: str, engine: Any = None
 def cmd_lock(args: argparse.Namespace) -> int:
     with _client(args) as client:
         result = client.lock(client.project(lock=args.lock, wit_dir=args.wit), locked=args.locked)
-    return _report(args, result, "lock")
+    return _report(args, result, "lock", client.engine)
 
 
 def cmd_update(args: argparse.Namespace) -> int:
     with _client(args) as client:
         result = client.update(args.refs, project=client.project(lock=args.lock, wit_dir=args.wit), locked=args.locked)
-    return _report(args, result, "update")
+    return _report(args, result, "update", client.engine)
 
 
 def cmd_sync(args: argparse.Namespace) -> int:

@@ -162,3 +162,48 @@ def test_pull_through_cold_then_origin_down_then_mirror_down_then_corrupt_mirror
         assert {p["served_by"]["content"] for p in packages.values()} == {f"mirror {mirror.host}"}
         assert [p for _, p in front.requests() if "/blobs/" in p] == []
         _deps_ok(proj)
+
+
+def test_lock_and_update_say_which_endpoint_served_each_manifest(
+        origin: Any, mirror: PullThroughRegistry, front: FaultProxy, run_cli: Callable[..., Any], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    proj = _project(tmp_path / "proj")
+    monkeypatch.chdir(proj)
+    cfg = _config(tmp_path, front, [mirror.host])
+
+    # a lock answered from the cache a sync filled asks nobody: no served_by
+    r = _sync(run_cli, monkeypatch, cfg, tmp_path / "c1", "--json")
+    assert r.code == 0, r.err
+    r = run_cli("lock", "--json")
+    assert r.code == 0, r.err
+    assert all("served_by" not in p for p in r.json()["packages"]), r.out  # type: ignore[index]
+
+    # no lock, an empty cache: tags and manifests by tag from the origin (the mirror does not resolve)
+    monkeypatch.setenv("PKGLOADER_CACHE_DIR", str(tmp_path / "c2"))
+    (proj / "pkgloader.lock").unlink()
+    r = run_cli("lock", "--json")
+    assert r.code == 0, r.err
+    packages = {p["package"]: p for p in r.json()["packages"]}  # type: ignore[index]
+    # lock reads each package's content too (a binary WIT package names what it uses): by digest, from the mirror
+    for name in ("test:base", "test:mid"):
+        assert packages[name]["served_by"] == {"manifest": f"origin {front.host}", "content": f"mirror {mirror.host}"}
+
+    # with the lock, an empty cache: the locked manifests come from the mirror (checked against
+    # the lock's digests), and -v says so
+    monkeypatch.setenv("PKGLOADER_CACHE_DIR", str(tmp_path / "c3"))
+    front.mark()
+    r = run_cli("lock", "--locked", "--json", "-v")
+    assert r.code == 0, r.err
+    packages = {p["package"]: p for p in r.json()["packages"]}  # type: ignore[index]
+    for name in ("test:base", "test:mid"):
+        assert packages[name]["served_by"] == {"manifest": f"mirror {mirror.host}", "content": f"mirror {mirror.host}"}
+    assert f"test:base@1.0.0: manifest from mirror {mirror.host}" in r.err
+    assert f"test:mid@2.0.0: manifest from mirror {mirror.host}" in r.err
+    assert front.requests() == []
+
+    # update re-resolves the named package from the origin's tags
+    monkeypatch.setenv("PKGLOADER_CACHE_DIR", str(tmp_path / "c4"))
+    r = run_cli("update", "test:base", "--json")
+    assert r.code == 0, r.err
+    packages = {p["package"]: p for p in r.json()["packages"]}  # type: ignore[index]
+    assert packages["test:base"]["served_by"] == {"manifest": f"origin {front.host}", "content": f"mirror {mirror.host}"}
