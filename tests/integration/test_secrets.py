@@ -216,6 +216,21 @@ def test_config_errors_never_show_the_secret(name: str, tmp_path: Path, run_cli:
     f = tmp_path / "broken.toml"
     f.write_text(BROKEN_CONFIGS[name].format(s=SECRET, b=b64(USER + SECRET)))
     probe = Probe(run_cli, tmp_path / "cache")
+    if name in REGISTRY_SCOPED:  # a bad registry entry fails that registry only, as in wkg (issue 15)
+        registry = REGISTRY_SCOPED[name]
+        probe.run(0, "config", "show", "--origin", "--config", f)  # a warning
+        for args in (("config", "resolve", "test:pkg"), ("fetch", REF), ("versions", "test:pkg"), ("info", REF)):
+            probe.run(2, *args, "--config", f, "--registry", registry)  # registry-unusable, repeating why
+        with caplog.at_level(logging.DEBUG, logger="pkgloader"):
+            cfg = Config.load(config_files=[f])
+            try:
+                cfg.registry_config(registry).check_usable()
+            except PkgLoaderError as exc:
+                probe.texts += [exc.render(), repr(exc), json.dumps(exc.to_json()), *cfg.warnings]
+            else:  # pragma: no cover
+                pytest.fail("no error")
+        probe.check(caplog.text)
+        return
     for args in (("config", "show", "--origin"), ("config", "resolve", "test:pkg"), ("fetch", REF),
                  ("versions", "test:pkg"), ("info", REF)):
         probe.run(2, *args, "--config", f)
@@ -227,6 +242,10 @@ def test_config_errors_never_show_the_secret(name: str, tmp_path: Path, run_cli:
         else:  # pragma: no cover
             pytest.fail("no error")
     probe.check(caplog.text)
+
+
+#: the broken configs whose problem is inside one [registry."NAME"] entry: warnings, then errors on use
+REGISTRY_SCOPED = {"auth-array": "r.example", "base64-auth-without-colon": "r.example", "warg-token-array": "w.example"}
 
 
 ENV_ERRORS = ["password-without-username", "username-without-password", "bad-https-proxy", "bad-http-proxy",
