@@ -73,15 +73,19 @@ def cmd_export(args: argparse.Namespace) -> int:
         entries = []
         report = []
         for spec in specs:
-            entry = client._run(client._registry(spec), export_flow(client.engine, spec, root))
+            entry, sigs = client._run(client._registry(spec), export_flow(client.engine, spec, root))
             entries.append(entry)
+            entries.extend(sigs)
             ref_name = entry["annotations"][_ocilayout.REF_NAME]
             package, _, version = str(spec).partition("@")
             version = version.lstrip("=")
             report.append({"package": package, "version": version, "ref_name": ref_name,
                            "manifest_digest": entry["digest"], "registry": entry["annotations"][_ocilayout.REGISTRY_ANNOTATION],
-                           "served_by": served_by(client.engine, package, version)})
-            _say(args, f"exported {package}@{version} as {ref_name}")
+                           "served_by": served_by(client.engine, package, version),
+                           "signatures": [s["annotations"][_ocilayout.REF_NAME] for s in sigs]})
+            _say(args, f"exported {package}@{version} as {ref_name}"
+                 + (f" (with {', '.join(s['annotations'][_ocilayout.REF_NAME].rpartition(':')[2] for s in sigs)})"
+                    if sigs else ""))
         try:
             _ocilayout.write_layout(root, entries)
         except OSError as exc:
@@ -100,12 +104,18 @@ def cmd_import(args: argparse.Namespace) -> int:
     root = Path(args.dir)
     with Client(load_config(args)) as client:
         rels = import_layout(client.engine, root)
+        verified = client.engine.verified
     for r in rels:
-        _say(args, f"imported {r.package}@{r.version} ({r.digest.short}) for registry {r.registry}")
+        v = verified.get((str(r.package), str(r.version)))
+        _say(args, f"imported {r.package}@{r.version} ({r.digest.short}) for registry {r.registry}"
+             + (f", signed by {v.signer}" if v is not None else ""))
     if args.json:
         emit_json({"layout": str(root.resolve()),
                    "imported": [{"package": str(r.package), "version": str(r.version), "digest": str(r.digest),
-                                 "size": r.size, "registry": r.registry} for r in rels]})
+                                 "size": r.size, "registry": r.registry,
+                                 "signed_by": (verified[(str(r.package), str(r.version))].signer
+                                               if (str(r.package), str(r.version)) in verified else None)}
+                                for r in rels]})
     elif not rels:
         _say(args, f"no packages in {root}")
     return 0
