@@ -339,7 +339,7 @@ class Config:
         cfg = cls()
         for ns, reg in BUILTIN_NAMESPACES.items():
             cfg.fallback_namespace_registries[ns] = Setting(reg, DEFAULT_ORIGIN)
-        from ._provenance._policy import builtin_fields  # the built-in wasi:* provenance policy
+        from ._provenance._builtin import builtin_fields  # the built-in wasi:* provenance policy
 
         cfg.provenance = builtin_fields()
         return cfg

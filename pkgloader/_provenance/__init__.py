@@ -17,13 +17,25 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._policy import Policy, Signer, policy_for
-from ._verify import Verified, evaluate
-
 if TYPE_CHECKING:  # pragma: no cover
     from .._http import Flow
     from .._release import Release
     from .._source import Source
+    from ._policy import Policy, Signer, policy_for
+    from ._verify import Verified, evaluate
+
+# loaded on first use: Config.builtin() imports _policy, and nothing more should come with it
+_LAZY = {"Policy": "._policy", "Signer": "._policy", "policy_for": "._policy", "Verified": "._verify",
+         "evaluate": "._verify"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module, __name__), name)
 
 __all__ = ["Policy", "Signer", "Verified", "evaluate", "policy_for", "verify_release_flow", "verify_manifest_flow"]
 
@@ -33,6 +45,7 @@ def verify_manifest_flow(ctx: Any, source: Source, subject: str, policy: Policy,
     the referrers first; the legacy ``.sig`` tag only when they do not meet it."""
     from .._errors import SignatureError
     from ..backends.oci_provenance import legacy_flow, referrers_flow
+    from ._verify import evaluate
 
     d = yield from referrers_flow(ctx, source, subject)
     if d.candidates:

@@ -14,11 +14,11 @@ repositories. Opt out with ``[provenance."wasi:*"] mode = "off"``.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from ._builtin import BUILTIN_POLICIES, GITHUB_ISSUER  # the data, kept apart (see _builtin)
 
 if TYPE_CHECKING:  # pragma: no cover
     from .._config import Config
@@ -27,7 +27,6 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["MODES", "Signer", "Policy", "BUILTIN_POLICIES", "policy_for", "GITHUB_ISSUER"]
 
 MODES = ("require", "warn", "off")
-GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
 SIGNER_KEYS = ("key", "issuer", "san", "san_regex", "source_repository")
 POLICY_KEYS = ("mode", "signers", "registry", "trusted_root")
 
@@ -97,6 +96,9 @@ class Policy:
     def fingerprint(self) -> str:
         """What a cached verification result depends on: the signers (and the bytes of every
         key file and of the trusted root), not the mode."""
+        import hashlib
+        import json
+
         parts: list[Any] = [[s.to_json() for s in self.signers], self.trusted_root]
         for path in [s.key for s in self.signers if s.key] + ([self.trusted_root] if self.trusted_root else []):
             try:
@@ -105,21 +107,6 @@ class Policy:
             except OSError:
                 parts.append(None)
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
-
-
-_WASI_ATTESTATION = Signer(issuer=GITHUB_ISSUER, source_repository="https://github.com/WebAssembly/WASI",
-                           san_regex=r"https://github\.com/WebAssembly/WASI/\.github/workflows/publish-proposal\.yml@refs/(tags|heads)/.+")
-_WASI_ARCHIVED = Signer(issuer=GITHUB_ISSUER,
-                        san_regex=r"https://github\.com/WebAssembly/wasi-[a-z0-9-]+/\.github/workflows/[A-Za-z0-9_.-]+\.ya?ml@refs/(tags|heads)/.+")
-
-#: the built-in policies: pattern -> fields (each with the built-in-default origin)
-BUILTIN_POLICIES: dict[str, dict[str, Any]] = {
-    "wasi:*": {
-        "mode": "warn",
-        "registry": "wasi.dev",
-        "signers": [_WASI_ATTESTATION.to_json(), _WASI_ARCHIVED.to_json()],
-    },
-}
 
 
 def _candidates(ref: PackageRef) -> list[str]:
@@ -150,15 +137,7 @@ def policy_for(config: Config, ref: PackageRef, registry: str) -> Policy | None:
 # the [provenance] config table (called by _config's loader; each field keeps its origin)
 
 
-def builtin_fields() -> dict[str, dict[str, Any]]:
-    """The built-in policies as config fields: pattern -> field -> Setting."""
-    from .._config import DEFAULT_ORIGIN, Setting
-
-    return {pattern: {k: Setting(v, DEFAULT_ORIGIN) for k, v in fields.items()}
-            for pattern, fields in BUILTIN_POLICIES.items()}
-
-
-_PATTERN_RE = re.compile(r"\*|[a-z][a-z0-9]*(?:-[a-z][a-z0-9]*)*:(?:\*|[a-z][a-z0-9]*(?:-[a-z][a-z0-9]*)*)")
+_PATTERN = r"\*|[a-z][a-z0-9]*(?:-[a-z][a-z0-9]*)*:(?:\*|[a-z][a-z0-9]*(?:-[a-z][a-z0-9]*)*)"
 
 
 def load_config_table(loader: Any, table: Any) -> None:
@@ -171,7 +150,7 @@ def load_config_table(loader: Any, table: Any) -> None:
     target = loader.cfg.provenance
     for pattern, ptable in table.items():
         kp = ["provenance", pattern]
-        if not _PATTERN_RE.fullmatch(pattern):
+        if not re.fullmatch(_PATTERN, pattern):
             raise loader.fail(kp, f"invalid policy pattern {pattern!r}",
                               'write "*", "NAMESPACE:*" or "NAMESPACE:NAME", e.g. [provenance."wasi:*"]')
         loader.expect(kp, ptable, dict, "a table with mode and signers")
