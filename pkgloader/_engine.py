@@ -246,6 +246,8 @@ class Engine:
 
         if not isinstance(exc, NetworkError) or isinstance(exc, (RegistryError, TLSError)):
             return
+        if not exc.message.startswith(("cannot connect to ", "timed out connecting to ")):
+            return  # it answered (a broken connection, a slow answer): its own hint says what to do
         choice = self._chosen.get(registry)
         if choice is None or getattr(exc, "_explained", False):
             return

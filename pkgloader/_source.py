@@ -208,7 +208,7 @@ FAILURE_MEMORY = 60.0
 
 
 def _failures(config: Config) -> dict[str, tuple[float, MetadataResult]]:
-    return vars(config).setdefault("_metadata_failures", {})  # type: ignore[no-any-return]
+    return vars(config).setdefault("_metadata_failures", {})
 
 
 def _recent_failure(config: Config, registry: str) -> MetadataResult | None:
