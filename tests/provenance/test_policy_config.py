@@ -115,3 +115,15 @@ def test_offline_without_a_cached_verification(tmp_path: Path, registry, registr
     assert r.code == 3
     assert r.err.startswith(f"error[offline-cache-miss]: the signature check of test:pkg@1.0.0 from {registry.host} "
                             "is not in the cache (offline)\n")
+
+
+def test_the_config_example() -> None:
+    examples = Path(__file__).resolve().parents[2] / "config-examples"
+    cfg = Config.load(config_files=[examples / "provenance.toml"], use_global=False, use_project=False)
+    org = policy_for(cfg, PackageRef.parse("my-org:app"), "registry.example.com")
+    assert org is not None and org.mode == "require" and org.signers[0].key == str(examples / "keys/my-org-release.pub")
+    assert org.signers[1].source_repository == "https://github.com/my-org/packages"
+    legacy = policy_for(cfg, PackageRef.parse("my-org:legacy-tool"), "registry.example.com")
+    assert legacy is not None and legacy.mode == "off" and legacy.signers == ()  # its own policy: nothing inherited
+    wasi = policy_for(cfg, PackageRef.parse("wasi:http"), "wasi.dev")
+    assert wasi is not None and wasi.mode == "require" and len(wasi.signers) == 2
