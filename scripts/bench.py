@@ -903,7 +903,9 @@ def fmt_seconds(x: float) -> str:
     return f"{x:.2f} s"
 
 
-HEADERS = ("workload", "series", "median", "min–max", "MiB/s", "peak RSS", "pkgloader/peer", "target", "result")
+#: CPU: median user+sys of the process (wait4), shown on (process) rows only: on a machine
+#: shared with other work it is distorted far less than wall time
+HEADERS = ("workload", "series", "median", "min–max", "CPU", "MiB/s", "peak RSS", "pkgloader/peer", "target", "result")
 
 
 def table_rows(results: list[WorkloadResult]) -> list[tuple[str, ...]]:
@@ -913,7 +915,7 @@ def table_rows(results: list[WorkloadResult]) -> list[tuple[str, ...]]:
     for r in results:
         w = r.workload
         if not r.ok:
-            rows.append((w.name, "FAILED TO RUN", "", "", "", "", "", "", "ERROR"))
+            rows.append((w.name, "FAILED TO RUN", "", "", "", "", "", "", "", "ERROR"))
             continue
         pair_of: dict[str, dict[str, Any]] = {}
         for pr in r.pairs:
@@ -935,11 +937,13 @@ def table_rows(results: list[WorkloadResult]) -> list[tuple[str, ...]]:
                 rate = w.size / MiB / s.median
                 mibs = f"{rate:.1f}" if rate < 10 else f"{rate:.0f}"
             rss = f"{max(s.rss_kib) / 1024:.0f} MiB" if (w.show_rss and s.mode == "process") else ""
+            cpu = fmt_seconds(statistics.median(s.cpu)) if s.mode == "process" and s.cpu else ""
             rows.append((w.name if first else "", s.name, fmt_seconds(s.median),
-                         f"{fmt_seconds(min(s.samples))}–{fmt_seconds(max(s.samples))}", mibs, rss, ratio, target, result))
+                         f"{fmt_seconds(min(s.samples))}–{fmt_seconds(max(s.samples))}", cpu, mibs, rss, ratio, target,
+                         result))
             first = False
         for c in r.checks:
-            rows.append(("", f"check: {c['name']}", c["measured"], "", "", "", "", c["target"],
+            rows.append(("", f"check: {c['name']}", c["measured"], "", "", "", "", "", c["target"],
                          "PASS" if c["ok"] else "MISS"))
     return rows
 
@@ -952,7 +956,7 @@ def render_text(rows: list[tuple[str, ...]]) -> str:
     for r in rows:
         if r[1].startswith("check: "):  # the measured value may be long: let it run on
             head = "  ".join(c.ljust(widths[i]) for i, c in enumerate(r[:2]))
-            out.append(f"{head}  {r[2]}   target {r[7]}   {r[8]}")
+            out.append(f"{head}  {r[2]}   target {r[8]}   {r[9]}")
         else:
             out.append("  ".join(c.ljust(widths[i]) for i, c in enumerate(r)).rstrip())
     return "\n".join(out)
