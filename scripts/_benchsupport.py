@@ -7,7 +7,9 @@ Two set-ups of servers, one interface (:class:`PlainSetup`, :class:`GhcrSetup`):
   and a throw-away CA, and ``CdnFront``, which pages tags 100 at a time and answers blob
   GETs with 307 to a signed URL on a second loopback name), so that scripts and tests share
   one registry starter, one front and one token server;
-* ``plain`` is self-contained (this module only):
+* ``plain`` is self-contained: :class:`Registry` and :class:`PagingProxy` below.
+
+The rest of this module:
 
 * :class:`Registry` - Debian's ``docker-registry serve`` on ``127.0.0.1:<free port>`` with a
   temporary storage dir, stopped on exit (and killed by the kernel if the benchmark dies:
@@ -17,8 +19,9 @@ Two set-ups of servers, one interface (:class:`PlainSetup`, :class:`GhcrSetup`):
   header; distribution 2.8 ignores both) and counts every request it forwards.
 * :func:`write_component` / :func:`build_wit_package` - synthetic components of any size
   (streamed to disk, never held in memory) and real WIT packages built by ``wasm-tools``.
+* :func:`add_tags` - more tags for a pushed manifest, written into the registry's storage.
 * :func:`measure` - runs one command in a fresh *helper* process that spawns it and reports
-  its wall time and peak RSS (``wait4`` rusage of exactly that child).
+  its wall time, CPU time and peak RSS (``wait4`` rusage of exactly that child).
 
 Why a helper process: ``ru_maxrss`` is sticky. A child created with ``vfork``/``posix_spawn``
 inherits, at ``exec``, the peak RSS of the address space it was spawned from, so spawning
