@@ -131,6 +131,14 @@ class Cache:
             self.check_root()
         except LocalIOError as not_a_dir:
             return not_a_dir
+        if action == "write to" and self._read_only(exc):
+            return LocalIOError(
+                f"the cache directory {str(self.root)!r} is read-only, and pkgloader writes to its cache "
+                "(a cache shared read-only is not supported)",
+                details=[f"{explain_os_error(exc, path)[0]}"],
+                hint="give each runner a writable cache (--cache-dir or PKGLOADER_CACHE_DIR), or share packages "
+                     "read-only as an OCI layout: 'pkgloader export DIR', then 'pkgloader import DIR' or an "
+                     "oci-layout registry (see README, CI and fleets)")
         reason, hint = explain_os_error(exc, path)
         if isinstance(exc, NotRegularFile):
             hint = "remove it, or empty the whole cache with 'pkgloader cache clean'"
@@ -406,6 +414,28 @@ class Cache:
             return None
         except (OSError, ValueError):
             return None
+
+    def _read_only(self, exc: OSError) -> bool:
+        """Whether ``exc`` is the cache being read-only (a read-only mount, or a cache root
+        that takes no new entry), not some other fault."""
+        import errno
+
+        if exc.errno == errno.EROFS:
+            return True
+        if exc.errno not in (errno.EACCES, errno.EPERM):
+            return False
+        probe = self.root / f".pkgloader-write-probe-{os.getpid()}"
+        try:
+            probe.mkdir()
+        except FileExistsError:
+            return False
+        except OSError:
+            return True  # the cache root itself takes no new entry
+        try:
+            probe.rmdir()
+        except OSError:
+            pass
+        return False
 
     # --- maintenance ---------------------------------------------------------------------
 

@@ -341,15 +341,16 @@ def test_an_unwritable_cache(registry, registry_config, wit_package, tmp_path: P
     publish(registry, registry_config, wit_package, tmp_path, run_cli)
     cache = tmp_path / "ro-cache"
     unwritable(cache)
-    hint = f"  hint: check the permissions of '{cache}', or choose another cache with --cache-dir\n"
+    # a cache root that takes no new entry is a read-only cache (tests/mirrors/test_readonly_cache.py)
+    first = (f"error[io-error]: the cache directory '{cache}' is read-only, and pkgloader writes to its cache "
+             "(a cache shared read-only is not supported)\n")
+    hint = ("  hint: give each runner a writable cache (--cache-dir or PKGLOADER_CACHE_DIR), or share packages "
+            "read-only as an OCI layout: 'pkgloader export DIR', then 'pkgloader import DIR' or an oci-layout "
+            "registry (see README, CI and fleets)\n")
     r = run_cli("fetch", REF, "-o", tmp_path / "a.wasm", "--cache-dir", cache)
-    assert (r.code, r.out, r.err) == (
-        8, "", f"error[io-error]: cannot write to the cache at '{cache}': not allowed to create '{cache}/releases'\n"
-               + hint)
+    assert (r.code, r.out, r.err) == (8, "", first + f"  not allowed to create '{cache}/releases'\n" + hint)
     r = run_cli("versions", "test:pkg", "--cache-dir", cache)
-    assert (r.code, r.out, r.err) == (
-        8, "", f"error[io-error]: cannot write to the cache at '{cache}': not allowed to create '{cache}/tags'\n"
-               + hint)
+    assert (r.code, r.out, r.err) == (8, "", first + f"  not allowed to create '{cache}/tags'\n" + hint)
     assert not (tmp_path / "a.wasm").exists() and os.listdir(cache) == []
 
 
