@@ -144,6 +144,22 @@ def test_a_mirror_with_a_client_certificate_of_its_own(origin: Any, front: Fault
         assert warning.startswith(f"warning: mirror {m.host} failed ("), warning
         assert r.json()["fetched"][0]["served_by"]["content"] == f"origin {front.host}"
 
+        # a mirror without TLS keys of its own gets the origin's trust settings (here the CA) but
+        # never the origin's client certificate (a credential of the origin's): refused likewise
+        d = tmp_path / "origin-cert"
+        d.mkdir()
+        cfg = write_config(d, front, extra=f'{_ca(m.ca_pem)}\nclient_certificate = {json.dumps(str(cert))}\n'
+                                           f'client_key = {json.dumps(str(key))}\n'
+                                           f'mirrors = [{{ location = "{m.host}", protocol = "https", resolve = true }}]\n')
+        monkeypatch.setenv("PKGLOADER_CONFIG", str(cfg))
+        monkeypatch.setenv("PKGLOADER_CACHE_DIR", str(d / "cache"))
+        r = run_cli("fetch", "test:base@1.0.0", "-o", str(d / "out.wasm"), "--json")
+        assert r.code == 0, r.err
+        (warning,) = _mirror_warnings(r.err)
+        assert "refused the client certificate" in warning, warning
+        assert warning.startswith(f"warning: mirror {m.host} failed ("), warning
+        assert r.json()["fetched"][0]["served_by"]["content"] == f"origin {front.host}"
+
 
 def test_mirror_tls_keys_are_validated_as_the_oci_tables_are(tmp_path: Path, run_cli: Callable[..., Any]) -> None:
     from pkgloader._config import Config
@@ -166,3 +182,32 @@ def test_mirror_tls_keys_are_validated_as_the_oci_tables_are(tmp_path: Path, run
         f.write_text(f'[registry."r.example".oci]\nmirrors = {bad}\n')
         cfg = Config.load(config_files=[f], env={}, cwd=tmp_path)
         assert len(cfg.warnings) == 1 and message in cfg.warnings[0], cfg.warnings
+
+
+def test_the_async_client_and_the_library_use_the_mirrors_tls_settings(origin: Any, front: FaultProxy,
+                                                                        tls_mirror: PullThroughRegistry,
+                                                                        tmp_path: Path) -> None:
+    import asyncio
+
+    from pkgloader import AsyncClient
+    from pkgloader._config import Config
+
+    table = f'{{ location = "{tls_mirror.host}", protocol = "https", resolve = true, {_ca(tls_mirror.ca_pem)} }}'
+    (tmp_path / "lib").mkdir()
+    cfg = Config.load(config_files=[write_config(tmp_path / "lib", front, extra=f"mirrors = [{table}]\n")],
+                      cache_dir=tmp_path / "lib-cache", env={})
+    front.mark()
+
+    async def main() -> Any:
+        async with AsyncClient(cfg) as client:
+            return await client.fetch("test:base@=1.0.0", tmp_path / "async.wasm")
+
+    result = asyncio.run(main())
+    assert result.path.read_bytes()[:4] == b"\0asm"
+    assert front.requests() == []  # all from the TLS mirror
+
+    cfg = Config.load(config_files=[write_config(tmp_path / "lib", front, extra=f"mirrors = [{table}]\n")],
+                      cache_dir=tmp_path / "sync-cache", env={})
+    with Client(cfg) as client:
+        client.fetch("test:base@=1.0.0", tmp_path / "sync.wasm")
+    assert front.requests() == []
