@@ -392,12 +392,16 @@ class Engine:
 
     # --- content ------------------------------------------------------------------------
 
-    def ensure_content_flow(self, rel: Release, source: Source | None) -> Flow[bool]:
-        """Make sure the release's verified content is in the cache. True when it already was."""
-        if rel.backend == "oci":  # signatures first, before any byte is used (README: Provenance)
+    def _enforce_provenance(self, rel: Release, source: Source | None) -> Flow[None]:
+        """The signature policy for ``rel`` (README: Provenance); OCI releases only."""
+        if rel.backend == "oci":
             from ._provenance._enforce import enforce_flow
 
             yield from enforce_flow(self, rel, source)
+
+    def ensure_content_flow(self, rel: Release, source: Source | None) -> Flow[bool]:
+        """Make sure the release's verified content is in the cache. True when it already was."""
+        yield from self._enforce_provenance(rel, source)  # signatures first, before any byte is used
         if self.cache.has_verified_blob(rel.digest, rel.size):
             return True
         if self.offline:
@@ -445,6 +449,7 @@ class Engine:
         target = check_output(out, overwrite=True, details=would, hint=_OUTPUT_HINT)
         if os.path.lexists(target):
             if holds_release(target, rel):
+                yield from self._enforce_provenance(rel, source)  # up to date, but signed as the policy asks?
                 if spec.exact_version is not None:
                     self._remember(spec, rel)
                 return FetchResult(rel, out, True, up_to_date=True)
@@ -481,7 +486,8 @@ class Engine:
 
     def check_flow(self, spec: PackageSpec, dest: str | os.PathLike[str] | None) -> Flow[OutputStatus]:
         """What ``fetch_flow`` would do to its output, without downloading or writing."""
-        rel, _source = yield from self.resolve_flow(spec)
+        rel, source = yield from self.resolve_flow(spec)
+        yield from self._enforce_provenance(rel, source)  # an unsigned release is never "up to date"
         out = self.output_path(rel, dest)
         target = check_output(out, overwrite=True, details=[], hint=_OUTPUT_HINT)
         if not os.path.lexists(target):

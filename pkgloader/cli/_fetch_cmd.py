@@ -175,6 +175,8 @@ def _check(args: argparse.Namespace, specs: list[Any], output: str | None) -> in
         with ThreadPoolExecutor(max_workers=min(8, len(parsed)) or 1, thread_name_prefix="pkgloader") as pool:
             outcomes = list(zip((str(s) for s in parsed), pool.map(one, parsed)))
     errors = [(spec, o) for spec, o in outcomes if isinstance(o, PkgLoaderError)]
+    if len(outcomes) == 1 and errors:
+        raise errors[0][1]  # one REF: its error, as fetch reports it
     statuses = [o for _, o in outcomes if not isinstance(o, PkgLoaderError)]
     stale = [st for st in statuses if not st.up_to_date]
     if args.json:

@@ -242,3 +242,21 @@ def test_library_clients_enforce_and_take_verify(published, registry, registry_c
     with Client() as c:
         c.fetch("test:pkg@=1.0.0", tmp_path / "a.wasm")
         assert c.engine.verified[("test:pkg", "1.0.0")].signer == f"key {key.pub_path}"
+
+
+def test_an_up_to_date_output_is_still_checked_against_the_policy(published, registry, registry_config, make_key,  # type: ignore[no-untyped-def]
+                                                                  run_cli, tmp_path) -> None:
+    """A re-run whose output already holds the bytes is 'up to date' only when the policy
+    holds: an unsigned package under 'require' is signature-missing, also for --check; the
+    file is left as it is."""
+    _, _, _, wasm = published
+    out = tmp_path / "out.wasm"
+    out.write_bytes(wasm.read_bytes())  # (as an earlier fetch without the policy left it)
+    key = make_key()
+    registry_config(registry, extra=policy(key.pub_path))
+    for extra in ((), ("--check",)):
+        r = run_cli("fetch", "test:pkg@=1.0.0", "-o", out, *extra)
+        assert (r.code, r.err.split("]")[0]) == (5, "error[signature-missing"), (extra, r)
+        assert out.read_bytes() == wasm.read_bytes()
+    r = run_cli("fetch", "test:pkg@=1.0.0", "-o", out, "--no-verify")
+    assert r.code == 0 and r.err.startswith("up to date test:pkg@1.0.0"), r
