@@ -350,7 +350,7 @@ class StdTransport:
             st = self.settings
             mio.deadline = None  # a download is bounded by the stall timeout and the low-speed limit
             mio.meter = SpeedMeter(st.low_speed_limit, st.low_speed_time) if st.low_speed_limit else None
-            received = _stream_body(resp, req.sink, self._buffers())
+            received = _stream_body(resp, req.sink, self._buffers)
             content = b""
         else:
             content = _read_capped(resp, req.max_body, req.url)
@@ -409,10 +409,12 @@ def _read_capped(resp: http.client.HTTPResponse, limit: int | None, url: str = "
     return bytes(out)
 
 
-def _stream_body(resp: http.client.HTTPResponse, sink: Any, views: tuple[memoryview, ...]) -> int:
+def _stream_body(resp: http.client.HTTPResponse, sink: Any, buffers: Any) -> int:
     """Stream a body into ``sink``; returns the byte count. A ``Content-Length`` body goes
     straight into the sink's blocks where it offers them (see ``VerifyingWriter.blocks``),
-    each filled to the brim before it is handed over; otherwise into ``views`` in turn."""
+    each filled to the brim before it is handed over; one smaller than a receive buffer into
+    a buffer of its own size (each chunk handed over is a part of it that is never reused);
+    otherwise into the thread's receive buffers (``buffers()``) in turn."""
     expected = resp.length  # None for chunked or until-close bodies
     got = 0
     blocks = getattr(sink, "blocks", None) if expected is not None else None
@@ -431,6 +433,17 @@ def _stream_body(resp: http.client.HTTPResponse, sink: Any, views: tuple[memoryv
             got += n
             remaining -= n
         return got
+    if expected is not None and expected < _BUF:
+        # most bodies (WIT packages, small components): no 4 x 1 MiB receive buffers per thread
+        whole = memoryview(bytearray(expected))
+        while got < expected:
+            n = resp.readinto(whole[got:])
+            if not n:
+                raise ShortBody(got, expected)
+            sink(whole[got:got + n])
+            got += n
+        return got
+    views = buffers()
     turn = 0
     try:
         while n := resp.readinto(views[turn]):
