@@ -993,6 +993,10 @@ class AsyncTransport:
                     meter.add(len(chunk))
                 body = b""
             else:
+                announced = headers.get("content-length", "")
+                if (req.max_body is not None and announced.isdigit() and int(announced) > req.max_body
+                        and headers.get("content-encoding", "identity") == "identity"):
+                    raise BodyTooLarge(req.max_body, req.url)  # announced too large: not read at all
                 buf = bytearray()
                 async for chunk in resp.aiter_bytes():
                     buf += chunk
