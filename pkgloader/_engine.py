@@ -394,7 +394,12 @@ class Engine:
 
     def _enforce_provenance(self, rel: Release, source: Source | None) -> Flow[None]:
         """The signature policy for ``rel`` (README: Provenance); OCI releases only."""
-        if rel.backend == "oci":
+        if rel.backend == "oci" and self.verify is not False:
+            if not self.verify:  # the policy decides: none may apply, nothing to import (~20 ms)
+                from ._provenance import may_apply
+
+                if not may_apply(self.config, rel.package):
+                    return
             from ._provenance._enforce import enforce_flow
 
             yield from enforce_flow(self, rel, source)

@@ -40,6 +40,19 @@ def __getattr__(name: str) -> Any:
 __all__ = ["Policy", "Signer", "Verified", "evaluate", "policy_for", "verify_release_flow", "verify_manifest_flow"]
 
 
+def policy_patterns(ref: Any) -> tuple[str, str, str]:
+    """The ``[provenance]`` patterns that may apply to ``ref``, most specific first (the
+    engine looks them up before importing the policy machinery: most fetches have none)."""
+    return (str(ref), f"{ref.namespace}:*", "*")
+
+
+def may_apply(config: Any, ref: Any) -> bool:
+    """Whether any ``[provenance]`` table (the built-in ``wasi:*`` included) names a pattern
+    that may apply to ``ref``; ``policy_for`` decides, this only rules policies out."""
+    table = getattr(config, "provenance", None) or {}
+    return any(table.get(p) for p in policy_patterns(ref))
+
+
 def verify_manifest_flow(ctx: Any, source: Source, subject: str, policy: Policy, what: str) -> Flow[Verified]:
     """Discover the signatures of manifest ``subject`` and evaluate them against ``policy``:
     the referrers first; the legacy ``.sig`` tag only when they do not meet it."""

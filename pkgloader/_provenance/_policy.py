@@ -109,8 +109,10 @@ class Policy:
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
-def _candidates(ref: PackageRef) -> list[str]:
-    return [str(ref), f"{ref.namespace}:*", "*"]
+def _candidates(ref: PackageRef) -> tuple[str, str, str]:
+    from . import policy_patterns
+
+    return policy_patterns(ref)
 
 
 def policy_for(config: Config, ref: PackageRef, registry: str) -> Policy | None:
