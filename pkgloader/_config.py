@@ -30,6 +30,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Generic, Iterable, Mapping, TypeVar
 
+from ._lazyre import LazyPattern
 from ._errors import ConfigError, RegistryNotConfigured
 from ._metadata import RegistryMetadata
 from ._ref import PackageRef
@@ -669,7 +670,7 @@ def find_project_file(start: Path) -> tuple[Path, bool] | None:
     return None
 
 
-_PYPROJECT_TABLE_RE = re.compile(r"(?m)^[ \t]*\[{1,2}[ \t]*tool[ \t]*\.[ \t]*[\"']?pkgloader\b")
+_PYPROJECT_TABLE_RE = LazyPattern(r"(?m)^[ \t]*\[{1,2}[ \t]*tool[ \t]*\.[ \t]*[\"']?pkgloader\b")
 
 
 def _pyproject_table(path: Path) -> dict[str, Any]:
@@ -829,7 +830,7 @@ def _excerpt(line: str, col: int, width: int = 120) -> tuple[str, int]:
 #: quoted in an error. Proxy URLs may carry credentials (``http://user:password@host``) too.
 SECRET_KEYS = frozenset({"auth", "password", "auth_token", "signing_key"})
 PROXY_KEYS = frozenset({"proxy", "https_proxy", "http_proxy"})
-_URL_CREDENTIALS_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#\s@]*@")
+_URL_CREDENTIALS_RE = LazyPattern(r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#\s@]*@")
 _BARE_KEY_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 
 
@@ -839,7 +840,7 @@ def _is_secret_key(part: str) -> bool:
 
 _SECRET_WORDS = ("auth", "pass", "token", "secret", "signing", "key", "proxy", "cred")
 _SECRET_NAMES = sorted(SECRET_KEYS | PROXY_KEYS)
-_WORD_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
+_WORD_RE = LazyPattern(r"[A-Za-z][A-Za-z0-9_-]*")
 
 
 @functools.lru_cache(maxsize=4096)
@@ -881,7 +882,7 @@ def _hidden_line(text: str, lines: list[str], lineno: int) -> str | None:
     return None
 
 
-_TOKEN_RE = re.compile("|".join((
+_TOKEN_RE = LazyPattern("|".join((
     r"'{3}.*?(?:'{3}|$)",                # multi-line literal string (or its first line)
     r'"{3}(?:[^\\]|\\.)*?(?:"{3}|$)',  # multi-line basic string
     r'"(?:[^"\\]|\\.)*(?:"|$)',        # basic string, to its end or the line's

@@ -38,12 +38,12 @@ import base64
 import binascii
 import json
 import os
-import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from ._lazyre import LazyPattern
 from ._json import load_json
 from ._config import SECRET_MASK, Config
 from ._errors import ConfigError
@@ -65,7 +65,7 @@ DOCKER_HUB_HOSTS = ("docker.io", "index.docker.io", "registry-1.docker.io")
 #: A helper's Username meaning "Secret is an identity (refresh) token".
 TOKEN_USERNAME = "<token>"
 
-_HELPER_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_HELPER_NAME_RE = LazyPattern(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 @dataclass(frozen=True)

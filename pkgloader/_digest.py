@@ -11,12 +11,13 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
+from ._lazyre import LazyPattern
 from ._errors import DigestMismatch, InvalidManifest, LocalIOError, SizeMismatch
 
 __all__ = ["Digest", "VerifyingWriter", "sha256_digest"]
 
 _DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
-_OTHER_ALGO_RE = re.compile(r"^(sha384|sha512):[0-9a-f]+$")
+_OTHER_ALGO_RE = LazyPattern(r"^(sha384|sha512):[0-9a-f]+$")
 
 
 @dataclass(frozen=True, order=True)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Generator, Iterable, Mapping, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
+from ._lazyre import LazyPattern
 from ._errors import NetworkError, PkgLoaderError, RegistryError, RegistryTimeout, TLSError
 from ._log import get_logger
 
@@ -148,7 +149,7 @@ def split_host(authority: str) -> str:
     return authority.rsplit(":", 1)[0] if authority.count(":") == 1 else authority
 
 
-_SECRET_QUERY = re.compile(r"(?i)(token|access_token|password|secret|signature|sig|x-amz-[a-z-]+|key)=[^&]*")
+_SECRET_QUERY = LazyPattern(r"(?i)(token|access_token|password|secret|signature|sig|x-amz-[a-z-]+|key)=[^&]*")
 
 
 def redact_url(url: str) -> str:
@@ -632,7 +633,7 @@ def _log_url(req: Request) -> str:
     return redact_url(req.url)
 
 
-_URL_IN_TEXT = re.compile(r"https?://[^\s'\"]+")
+_URL_IN_TEXT = LazyPattern(r"https?://[^\s'\"]+")
 
 
 def redact_text(text: str) -> str:
@@ -640,7 +641,7 @@ def redact_text(text: str) -> str:
     return _URL_IN_TEXT.sub(lambda m: redact_url(m.group(0)), text)
 
 
-_UNPRINTABLE = re.compile(r"[^\S ]|[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_UNPRINTABLE = LazyPattern(r"[^\S ]|[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def printable(text: str, limit: int = 200) -> str:

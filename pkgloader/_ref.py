@@ -12,13 +12,14 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+from ._lazyre import LazyPattern
 from ._errors import InvalidPackageRef, InvalidVersionReq
 from ._semver import Version, VersionReq, _input_error, _parse_req, _quote, _Syntax, _unexpected
 
 __all__ = ["PackageRef", "PackageSpec"]
 
 _LABEL = r"[a-z][a-z0-9]*(?:-[a-z][a-z0-9]*)*"
-_LABEL_RE = re.compile(_LABEL)
+_LABEL_RE = LazyPattern(_LABEL)
 _REF_RE = re.compile(rf"({_LABEL}):({_LABEL})")
 
 _REF_HINT = "write a package reference such as wasi:http"

@@ -21,10 +21,10 @@ Terminology: a *comparator* is one ``op version`` term of a requirement (``>=0.2
 
 from __future__ import annotations
 
-import re
 from functools import lru_cache
 from typing import Any, ClassVar, Iterable, Iterator, NoReturn, Union
 
+from ._lazyre import LazyPattern
 from ._errors import InputError, InvalidVersion, InvalidVersionReq
 
 __all__ = ["Version", "VersionReq", "Comparator"]
@@ -35,7 +35,7 @@ _U64_MAX = 2**64 - 1
 _MAX_COMPARATORS = 32
 _DIGITS = frozenset("0123456789")
 _IDENT_CHARS = frozenset("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-")
-_IDENT_RE = re.compile(r"[0-9A-Za-z-]+")
+_IDENT_RE = LazyPattern(r"[0-9A-Za-z-]+")
 _WILDCARDS = frozenset("*xX")
 
 _VERSION_HINT = "write a version such as 1.2.3, 1.0.0-rc.1 or 1.0.0+build.5"
@@ -45,7 +45,7 @@ _REQ_HINT = "write a requirement such as 0.2, ^0.2.1, =0.2.0, >=0.2, <0.3 or *"
 # Version.parse; _scan_version() accepts the same language and explains rejections.
 _NUM = r"(?:0|[1-9][0-9]*)"
 _PRE_ID = r"(?:0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*)"
-_VERSION_RE = re.compile(
+_VERSION_RE = LazyPattern(
     rf"({_NUM})\.({_NUM})\.({_NUM})"
     rf"(?:-({_PRE_ID}(?:\.{_PRE_ID})*))?"
     r"(?:\+([0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?"

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 from urllib.parse import urljoin, urlsplit
 
+from .._lazyre import LazyPattern
 from .._json import MAX_ANSWER_CONTAINERS, load_json
 from .._auth import AuthSession, authed
 from .._digest import Digest, sha256_digest
@@ -105,7 +106,7 @@ def _unexpected(source: Source, what: str, resp: Response) -> RegistryError:
 #: ``<url>; rel="next"`` in a ``Link`` header. ``[^<>]*``, not ``[^>]*``: the registry writes
 #: this header, and a run of ``<`` without a ``>`` made the old pattern quadratic (a 64 KiB
 #: header of ``<`` took 25 s of CPU)
-_LINK_RE = re.compile(r'<([^<>]*)>\s*;\s*rel="?next"?', re.I)
+_LINK_RE = LazyPattern(r'<([^<>]*)>\s*;\s*rel="?next"?', re.I)
 #: a tag list larger than this is refused unread (16 MiB: about a million tags)
 MAX_TAG_LIST_BYTES = 16 << 20
 
