@@ -13,7 +13,7 @@ Modules are imported on first use, so a cached fetch imports none of them.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 if TYPE_CHECKING:  # pragma: no cover
     from .._engine import Engine
@@ -40,33 +40,51 @@ class Backend(Protocol):
         """Stream the release's bytes into ``sink``; call ``reset`` before restarting."""
 
 
+def _mirror_plan(config: Any, source: Source) -> Any:
+    """``_mirrors.mirror_plan``, imported only when a config entry it reads names mirrors
+    or has problems (which it reports): most registries have neither."""
+    for name in (source.registry, source.oci_registry, "*"):
+        rc = config.registries.get(name) if name else None
+        if rc is not None and (rc.problems or "mirrors" in rc.backends.get("oci", {})):
+            from . import _mirrors
+
+            return _mirrors.mirror_plan(config, source)
+    return None
+
+
 class _Oci:
     """OCI; through the registry's mirrors when it has some (see ``_mirrors``)."""
 
     name = "oci"
 
     def versions_flow(self, engine: Engine, source: Source) -> Flow[list[VersionInfo]]:
-        from . import _mirrors, oci
+        from . import oci
 
-        plan = _mirrors.mirror_plan(engine.config, source)
+        plan = _mirror_plan(engine.config, source)
         if plan is not None:
+            from . import _mirrors
+
             return (yield from _mirrors.versions_flow(engine, source, plan))
         return (yield from oci.list_versions_flow(engine.oci, source))
 
     def release_flow(self, engine: Engine, source: Source, version: Version) -> Flow[Release]:
-        from . import _mirrors, oci
+        from . import oci
 
-        plan = _mirrors.mirror_plan(engine.config, source)
+        plan = _mirror_plan(engine.config, source)
         if plan is not None:
+            from . import _mirrors
+
             return (yield from _mirrors.release_flow(engine, source, version, plan))
         return (yield from oci.release_flow(engine.oci, source, version))
 
     def content_flow(self, engine: Engine, source: Source, release: Release, sink: Callable[[bytes], None],
                      reset: Callable[[], None]) -> Flow[None]:
-        from . import _mirrors, oci
+        from . import oci
 
-        plan = _mirrors.mirror_plan(engine.config, source)
+        plan = _mirror_plan(engine.config, source)
         if plan is not None:
+            from . import _mirrors
+
             yield from _mirrors.content_flow(engine, source, release, sink, reset, plan)
             return
         yield from oci.blob_flow(engine.oci, source, release, sink, reset)
