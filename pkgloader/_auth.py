@@ -15,10 +15,10 @@ import base64
 import re
 import threading
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
+from ._frozen import Frozen, init_field
 from ._errors import AuthError, RegistryError
 from ._http import BodyTooLarge, Flow, Request, Response, redact_url
 from ._log import get_logger
@@ -34,10 +34,14 @@ TOKEN_SAFETY_MARGIN = 10.0
 DEFAULT_TOKEN_LIFETIME = 60.0
 
 
-@dataclass(frozen=True)
-class Challenge:
+class Challenge(Frozen):
+    __fields__ = ("scheme", "params")
     scheme: str  # "bearer" | "basic" | other
     params: dict[str, str]
+
+    def __init__(self, scheme: str, params: dict[str, str]) -> None:
+        init_field(self, "scheme", scheme)
+        init_field(self, "params", params)
 
     @property
     def realm(self) -> str | None:

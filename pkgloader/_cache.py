@@ -33,10 +33,10 @@ import stat
 import sys
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, NamedTuple
 
+from ._frozen import Frozen, init_field
 from ._json import load_json
 from ._digest import Digest, VerifyingWriter
 from ._errors import LocalIOError, OutputExists
@@ -68,11 +68,16 @@ log = get_logger()
 _READ_CHUNK = 1 << 20
 
 
-@dataclass(frozen=True)
-class CacheEntry:
+class CacheEntry(Frozen):
+    __fields__ = ("release", "blob_present", "path")
     release: Release
     blob_present: bool
     path: Path
+
+    def __init__(self, release: Release, blob_present: bool, path: Path) -> None:
+        init_field(self, "release", release)
+        init_field(self, "blob_present", blob_present)
+        init_field(self, "path", path)
 
 
 class VerifyResult(NamedTuple):

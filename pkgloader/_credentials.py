@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from ._frozen import Frozen, init_field
 from ._lazyre import LazyPattern
 from ._json import load_json
 from ._config import SECRET_MASK, Config
@@ -202,13 +203,20 @@ def _config_auth(config: Config, registry: str) -> Credentials | None:
 # 4: docker config.json and containers auth.json
 
 
-@dataclass(frozen=True)
-class _AuthFile:
+class _AuthFile(Frozen):
+    __fields__ = ("path", "label", "auths", "cred_helpers", "creds_store")
     path: Path
     label: str  # "docker config" | "containers auth file"
     auths: dict[str, dict[str, Any]]
     cred_helpers: dict[str, str]
     creds_store: str | None
+
+    def __init__(self, path: Path, label: str, auths: dict[str, dict[str, Any]], cred_helpers: dict[str, str], creds_store: str | None) -> None:
+        init_field(self, "path", path)
+        init_field(self, "label", label)
+        init_field(self, "auths", auths)
+        init_field(self, "cred_helpers", cred_helpers)
+        init_field(self, "creds_store", creds_store)
 
 
 _cache_lock = threading.Lock()

@@ -8,9 +8,9 @@ import os
 import re
 import sys
 from collections import deque
-from dataclasses import dataclass
 from typing import Any, BinaryIO
 
+from ._frozen import Frozen, init_field
 from ._lazyre import LazyPattern
 from ._errors import DigestMismatch, InvalidManifest, LocalIOError, SizeMismatch
 
@@ -20,12 +20,37 @@ _DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 _OTHER_ALGO_RE = LazyPattern(r"^(sha384|sha512):[0-9a-f]+$")
 
 
-@dataclass(frozen=True, order=True)
-class Digest:
-    """A content digest. Only sha256 is produced; sha384/512 are refused with a clear error."""
+class Digest(Frozen):
+    """A content digest. Only sha256 is produced; sha384/512 are refused with a clear error.
+    Ordered by algorithm, then hex."""
 
+    __fields__ = ("algorithm", "hex")
     algorithm: str
     hex: str
+
+    def __init__(self, algorithm: str, hex: str) -> None:
+        init_field(self, "algorithm", algorithm)
+        init_field(self, "hex", hex)
+
+    def __lt__(self, other: object) -> bool:
+        if other.__class__ is self.__class__:
+            return (self.algorithm, self.hex) < (other.algorithm, other.hex)
+        return NotImplemented
+
+    def __le__(self, other: object) -> bool:
+        if other.__class__ is self.__class__:
+            return (self.algorithm, self.hex) <= (other.algorithm, other.hex)
+        return NotImplemented
+
+    def __gt__(self, other: object) -> bool:
+        if other.__class__ is self.__class__:
+            return (self.algorithm, self.hex) > (other.algorithm, other.hex)
+        return NotImplemented
+
+    def __ge__(self, other: object) -> bool:
+        if other.__class__ is self.__class__:
+            return (self.algorithm, self.hex) >= (other.algorithm, other.hex)
+        return NotImplemented
 
     @classmethod
     def parse(cls, text: str, *, what: str = "digest") -> Digest:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import os
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from ._frozen import Frozen, init_field
 from ._cache import Cache, check_output
 from ._config import Config
 from ._errors import (
@@ -49,31 +49,42 @@ _OUTPUT_HINT = "choose another path with -o"
 Progress = Callable[[str, int | None], Callable[[int], None]]
 
 
-@dataclass(frozen=True)
-class FetchResult:
+class FetchResult(Frozen):
     """One fetched package: the release, where it was written, whether its content came from
     the cache (nothing downloaded) and whether the output already held exactly these bytes
     (``up_to_date``: nothing downloaded, the file left untouched)."""
 
+    __fields__ = ("release", "path", "from_cache", "up_to_date")
     release: Release
     path: Path | None
     from_cache: bool  # True when no content was downloaded
     up_to_date: bool = False
+
+    def __init__(self, release: Release, path: Path | None, from_cache: bool, up_to_date: bool = False) -> None:
+        init_field(self, "release", release)
+        init_field(self, "path", path)
+        init_field(self, "from_cache", from_cache)
+        init_field(self, "up_to_date", up_to_date)
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.release.to_json(), path=str(self.path) if self.path else None, from_cache=self.from_cache,
                     up_to_date=self.up_to_date)
 
 
-@dataclass(frozen=True)
-class OutputStatus:
+class OutputStatus(Frozen):
     """What ``fetch`` would do to one output (``Client.check``; ``fetch --check``): ``state``
     is ``"up-to-date"`` (it holds the release's verified bytes), ``"missing"`` or
     ``"different"`` (it holds other bytes). Nothing is downloaded or written to find out."""
 
+    __fields__ = ("release", "path", "state")
     release: Release
     path: Path
     state: str
+
+    def __init__(self, release: Release, path: Path, state: str) -> None:
+        init_field(self, "release", release)
+        init_field(self, "path", path)
+        init_field(self, "state", state)
 
     @property
     def up_to_date(self) -> bool:

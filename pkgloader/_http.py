@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Generator, Iterable, Mapping, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
+from ._frozen import Frozen, init_field
 from ._lazyre import LazyPattern
 from ._errors import NetworkError, PkgLoaderError, RegistryError, RegistryTimeout, TLSError
 from ._log import get_logger
@@ -534,14 +535,20 @@ class HttpSettings:
 _CONTEXTS: dict[Any, Any] = {}
 
 
-@dataclass(frozen=True)
-class TlsSettings:
+class TlsSettings(Frozen):
     """The TLS settings of one endpoint that has its own (a mirror table's TLS keys)."""
 
+    __fields__ = ("extra_root_certificates", "accept_invalid_certificates", "client_certificate", "client_key")
     extra_root_certificates: tuple[bytes, ...] = ()
     accept_invalid_certificates: bool = False
     client_certificate: str | None = None
     client_key: str | None = None
+
+    def __init__(self, extra_root_certificates: tuple[bytes, ...] = (), accept_invalid_certificates: bool = False, client_certificate: str | None = None, client_key: str | None = None) -> None:
+        init_field(self, "extra_root_certificates", extra_root_certificates)
+        init_field(self, "accept_invalid_certificates", accept_invalid_certificates)
+        init_field(self, "client_certificate", client_certificate)
+        init_field(self, "client_key", client_key)
 
 
 def _should_retry(req: Request, attempt: int, retries: int) -> bool:

@@ -22,15 +22,16 @@ never printed: :attr:`Proxy.display` is the URL without them.
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
 from typing import Mapping
 from urllib.parse import unquote, urlsplit
+
+from ._frozen import Frozen, init_field
 
 __all__ = ["Proxy", "ProxySettings", "parse_proxy_url", "no_proxy_matches"]
 
 
-@dataclass(frozen=True)
-class Proxy:
+class Proxy(Frozen):
+    __fields__ = ("host", "port", "authorization", "display", "origin")
     host: str
     port: int
     #: ``Proxy-Authorization`` value, or None
@@ -39,6 +40,13 @@ class Proxy:
     display: str
     #: where the setting came from ("environment HTTPS_PROXY", "config ...")
     origin: str = ""
+
+    def __init__(self, host: str, port: int, authorization: str | None, display: str, origin: str = "") -> None:
+        init_field(self, "host", host)
+        init_field(self, "port", port)
+        init_field(self, "authorization", authorization)
+        init_field(self, "display", display)
+        init_field(self, "origin", origin)
 
     def __repr__(self) -> str:  # never show the credentials
         return f"Proxy({self.display!r})"
@@ -137,13 +145,18 @@ def split_no_proxy(value: str) -> tuple[str, ...]:
     return tuple(e for e in value.replace(",", " ").split() if e)
 
 
-@dataclass(frozen=True)
-class ProxySettings:
+class ProxySettings(Frozen):
     """The proxies for ``http://`` and ``https://`` URLs and the exemptions."""
 
+    __fields__ = ("http", "https", "no_proxy")
     http: Proxy | None = None
     https: Proxy | None = None
     no_proxy: tuple[str, ...] = ()
+
+    def __init__(self, http: Proxy | None = None, https: Proxy | None = None, no_proxy: tuple[str, ...] = ()) -> None:
+        init_field(self, "http", http)
+        init_field(self, "https", https)
+        init_field(self, "no_proxy", no_proxy)
 
     def for_url(self, scheme: str, host: str, port: int) -> Proxy | None:
         proxy = self.https if scheme == "https" else self.http

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from ._frozen import Frozen, init_field
 from ._digest import Digest
 from ._ref import PackageRef
 from ._semver import Version
@@ -12,12 +13,16 @@ from ._semver import Version
 __all__ = ["Release", "VersionInfo"]
 
 
-@dataclass(frozen=True)
-class VersionInfo:
+class VersionInfo(Frozen):
     """One entry of a package's version list."""
 
+    __fields__ = ("version", "yanked")
     version: Version
     yanked: bool = False
+
+    def __init__(self, version: Version, yanked: bool = False) -> None:
+        init_field(self, "version", version)
+        init_field(self, "yanked", yanked)
 
     def to_json(self) -> dict[str, Any]:
         return {"version": str(self.version), "prerelease": self.version.is_prerelease, "yanked": self.yanked}

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from ._frozen import Frozen, init_field
 from ._json import MAX_ANSWER_CONTAINERS, load_json
 from ._config import Config, RegistryChoice, RegistryConfig
 from ._errors import ConfigError, RegistryError
@@ -31,11 +32,16 @@ log = get_logger()
 METADATA_MAX_BYTES = 64 * 1024
 
 
-@dataclass(frozen=True)
-class MetadataResult:
+class MetadataResult(Frozen):
+    __fields__ = ("metadata", "how", "warning")
     metadata: RegistryMetadata | None
     how: str  # "inline config", "fetched <url>", "cached <url>", "none (404)", "not fetched (...)", "failed: ..."
     warning: str | None = None
+
+    def __init__(self, metadata: RegistryMetadata | None, how: str, warning: str | None = None) -> None:
+        init_field(self, "metadata", metadata)
+        init_field(self, "how", how)
+        init_field(self, "warning", warning)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 from urllib.parse import urljoin, urlsplit
 
+from .._frozen import Frozen, init_field
 from .._lazyre import LazyPattern
 from .._json import MAX_ANSWER_CONTAINERS, load_json
 from .._auth import AuthSession, authed
@@ -205,12 +206,18 @@ def list_versions_flow(ctx: OciContext, source: Source) -> Flow[list[VersionInfo
 # manifests
 
 
-@dataclass(frozen=True)
-class Manifest:
+class Manifest(Frozen):
+    __fields__ = ("data", "digest", "media_type", "size")
     data: dict[str, Any]
     digest: str
     media_type: str
     size: int
+
+    def __init__(self, data: dict[str, Any], digest: str, media_type: str, size: int) -> None:
+        init_field(self, "data", data)
+        init_field(self, "digest", digest)
+        init_field(self, "media_type", media_type)
+        init_field(self, "size", size)
 
 
 def _media_type(data: dict[str, Any], content_type: str | None) -> str:
