@@ -30,6 +30,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Generic, Iterable, Mapping, TypeVar
 
+from ._frozen import Frozen, init_field
 from ._lazyre import LazyPattern
 from ._errors import ConfigError, RegistryNotConfigured
 from ._metadata import RegistryMetadata
@@ -101,13 +102,18 @@ def default_cache_dir() -> Path:
 # value types
 
 
-@dataclass(frozen=True)
-class Origin:
+class Origin(Frozen):
     """Which layer set a value, and from where (file and line, env var or flag)."""
 
+    __fields__ = ("layer", "source", "line")
     layer: str
     source: str | None = None
     line: int | None = None
+
+    def __init__(self, layer: str, source: str | None = None, line: int | None = None) -> None:
+        init_field(self, "layer", layer)
+        init_field(self, "source", source)
+        init_field(self, "line", line)
 
     def __str__(self) -> str:
         if self.layer == "default":
@@ -124,32 +130,45 @@ class Origin:
 DEFAULT_ORIGIN = Origin("default")
 
 
-@dataclass(frozen=True)
-class Setting(Generic[T]):
+class Setting(Frozen, Generic[T]):
+    __fields__ = ("value", "origin")
     value: T
     origin: Origin
 
+    def __init__(self, value: T, origin: Origin) -> None:
+        init_field(self, "value", value)
+        init_field(self, "origin", origin)
 
-@dataclass(frozen=True)
-class RegistryMapping:
+
+class RegistryMapping(Frozen):
     """What ``namespace_registries`` / ``package_registry_overrides`` map to: a registry
     name, optionally with inline metadata (which replaces the well-known fetch)."""
 
+    __fields__ = ("registry", "metadata")
     registry: str
     metadata: RegistryMetadata | None = None
 
+    def __init__(self, registry: str, metadata: RegistryMetadata | None = None) -> None:
+        init_field(self, "registry", registry)
+        init_field(self, "metadata", metadata)
 
-@dataclass(frozen=True)
-class BasicAuth:
+
+class BasicAuth(Frozen):
+    __fields__ = ("username", "password")
     username: str
     password: str
+
+    def __init__(self, username: str, password: str) -> None:
+        init_field(self, "username", username)
+        init_field(self, "password", password)
 
     def __repr__(self) -> str:  # never show the password
         return f"BasicAuth(username={self.username!r}, password='{SECRET_MASK}')"
 
 
-@dataclass(frozen=True)
-class OciConfig:
+class OciConfig(Frozen):
+    __fields__ = ("auth", "protocol", "accept_invalid_certificates", "extra_root_certificates", "client_certificate",
+                  "client_key")
     auth: BasicAuth | None = None
     protocol: str | None = None  # "http" | "https" | None (https; http on loopback)
     accept_invalid_certificates: bool = False
@@ -157,16 +176,33 @@ class OciConfig:
     client_certificate: str | None = None  # PEM file (may hold the key too), for mutual TLS
     client_key: str | None = None  # PEM file of the client certificate's key
 
+    def __init__(self, auth: BasicAuth | None = None, protocol: str | None = None,
+                 accept_invalid_certificates: bool = False, extra_root_certificates: tuple[bytes, ...] = (),
+                 client_certificate: str | None = None, client_key: str | None = None) -> None:
+        init_field(self, "auth", auth)
+        init_field(self, "protocol", protocol)
+        init_field(self, "accept_invalid_certificates", accept_invalid_certificates)
+        init_field(self, "extra_root_certificates", extra_root_certificates)
+        init_field(self, "client_certificate", client_certificate)
+        init_field(self, "client_key", client_key)
 
-@dataclass(frozen=True)
-class LocalConfig:
+
+class LocalConfig(Frozen):
+    __fields__ = ("root",)
     root: Path
 
+    def __init__(self, root: Path) -> None:
+        init_field(self, "root", root)
 
-@dataclass(frozen=True)
-class WargConfig:
+
+class WargConfig(Frozen):
+    __fields__ = ("url", "auth_token")
     url: str | None = None
     auth_token: str | None = None
+
+    def __init__(self, url: str | None = None, auth_token: str | None = None) -> None:
+        init_field(self, "url", url)
+        init_field(self, "auth_token", auth_token)
 
     def __repr__(self) -> str:
         token = SECRET_MASK if self.auth_token else None
@@ -298,15 +334,22 @@ _PROXY_SETTINGS = ("proxy", "https_proxy", "http_proxy")
 TRUST_STORES = ("auto", "openssl", "system")
 
 
-@dataclass(frozen=True)
-class RegistryChoice:
+class RegistryChoice(Frozen):
     """Which registry a package maps to, and what decided it."""
 
+    __fields__ = ("package", "registry", "origin", "rule", "metadata")
     package: PackageRef
     registry: str
     origin: Origin
     rule: str  # e.g. 'namespace_registries.wasi', 'default_registry', 'built-in wasi'
     metadata: RegistryMetadata | None = None  # inline metadata from the mapping
+
+    def __init__(self, package: PackageRef, registry: str, origin: Origin, rule: str, metadata: RegistryMetadata | None = None) -> None:
+        init_field(self, "package", package)
+        init_field(self, "registry", registry)
+        init_field(self, "origin", origin)
+        init_field(self, "rule", rule)
+        init_field(self, "metadata", metadata)
 
 
 # ---------------------------------------------------------------------------------------

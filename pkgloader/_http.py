@@ -544,7 +544,8 @@ class TlsSettings(Frozen):
     client_certificate: str | None = None
     client_key: str | None = None
 
-    def __init__(self, extra_root_certificates: tuple[bytes, ...] = (), accept_invalid_certificates: bool = False, client_certificate: str | None = None, client_key: str | None = None) -> None:
+    def __init__(self, extra_root_certificates: tuple[bytes, ...] = (), accept_invalid_certificates: bool = False,
+                 client_certificate: str | None = None, client_key: str | None = None) -> None:
         init_field(self, "extra_root_certificates", extra_root_certificates)
         init_field(self, "accept_invalid_certificates", accept_invalid_certificates)
         init_field(self, "client_certificate", client_certificate)
