@@ -7,8 +7,9 @@ from :class:`Frozen` instead and write their ``__init__`` by hand; the base give
 the dataclass did: ``repr`` (``Name(field=value, ...)``), ``==`` (same class, equal fields;
 ``NotImplemented`` otherwise), ``hash`` of the field tuple, ``__match_args__``, and
 attributes that cannot be assigned or deleted (``dataclasses.FrozenInstanceError``, the
-same message). Instances keep a ``__dict__`` (copy and pickle work as before). Not for a
-class that ``dataclasses.replace``/``fields``/``asdict`` is used on: it is no dataclass.
+same message). Instances keep a ``__dict__`` (copy and pickle work as before). They still
+answer ``dataclasses.fields``, ``replace``, ``asdict``, ``astuple`` and ``is_dataclass``
+as before: ``__dataclass_fields__`` is built on first use (that imports ``dataclasses``).
 """
 
 from __future__ import annotations
@@ -28,8 +29,32 @@ def _frozen_error(message: str) -> Exception:
     return FrozenInstanceError(message)
 
 
+class _LazyDataclassFields:
+    """``__dataclass_fields__`` of a :class:`Frozen` class, made when first looked up (by
+    ``dataclasses.fields``, ``replace``, ``asdict``, ``is_dataclass``) and then kept on the
+    class: a ``dataclasses.Field`` per field, with its annotation and class-level default."""
+
+    def __get__(self, obj: object, cls: type | None = None) -> dict[str, Any]:
+        import dataclasses
+
+        owner = cls if cls is not None else type(obj)
+        made: dict[str, Any] = {}
+        annotations = getattr(owner, "__annotations__", {})
+        for name in owner.__fields__:  # type: ignore[attr-defined]
+            default = owner.__dict__.get(name, dataclasses.MISSING)
+            f = dataclasses.field(default=default)
+            f.name = name
+            f.type = annotations.get(name, Any)
+            f.kw_only = False
+            f._field_type = dataclasses._FIELD  # type: ignore[attr-defined]
+            made[name] = f
+        setattr(owner, "__dataclass_fields__", made)  # type.__setattr__: the class is not frozen
+        return made
+
+
 class Frozen:
     __slots__ = ()
+    __dataclass_fields__: ClassVar[Any] = _LazyDataclassFields()
     #: the fields, in order (the subclass's ``__init__`` parameters)
     __fields__: ClassVar[tuple[str, ...]] = ()
     _astuple: ClassVar[Callable[[Any], tuple[Any, ...]]]
@@ -40,6 +65,7 @@ class Frozen:
         get = attrgetter(*names) if names else (lambda self: ())
         cls._astuple = (lambda self: (get(self),)) if len(names) == 1 else get
         setattr(cls, "__match_args__", names)
+        setattr(cls, "__dataclass_fields__", _LazyDataclassFields())  # each class its own
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__fields__)

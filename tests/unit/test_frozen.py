@@ -54,3 +54,12 @@ def test_digest_order_copy_pickle() -> None:
     for x in (a, FetchResult(None, Path("x"), True), Proxy("h", 1, None, "http://h:1")):  # type: ignore[arg-type]
         assert copy.copy(x) == x and copy.deepcopy(x) == x and pickle.loads(pickle.dumps(x)) == x
     assert repr(Proxy("h", 1, "Basic c2VjcmV0", "http://h:1")) == "Proxy('http://h:1')"  # its own repr wins
+
+
+def test_still_answers_the_dataclasses_functions() -> None:
+    v = VersionInfo(Version.parse("1.0.0"))
+    assert dataclasses.is_dataclass(v) and dataclasses.is_dataclass(VersionInfo)
+    assert [(f.name, f.default) for f in dataclasses.fields(v)] == [(f.name, f.default) for f in dataclasses.fields(_Twin)]
+    assert dataclasses.replace(v, yanked=True) == VersionInfo(v.version, True)
+    assert dataclasses.asdict(Digest("sha256", "ab")) == {"algorithm": "sha256", "hex": "ab"}
+    assert dataclasses.astuple(TlsSettings()) == ((), False, None, None)
