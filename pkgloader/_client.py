@@ -73,7 +73,7 @@ def _synced(specs: list[Any], outcomes: list[Any]) -> list[Path]:
 def _config(config: Config | None, cache_dir: PathLike | None) -> Config:
     cfg = config if config is not None else Config.load()
     if cache_dir is not None:
-        from dataclasses import replace
+        from ._frozen import replace
 
         from ._config import Origin, Setting
 

@@ -26,11 +26,11 @@ import re
 import stat
 import sys
 import tomllib
-from dataclasses import dataclass, field, replace
+from ._frozen import replace
 from pathlib import Path
 from typing import Any, Generic, Iterable, Mapping, TypeVar
 
-from ._frozen import Frozen, init_field
+from ._frozen import FACTORY, Frozen, Record, init_field
 from ._lazyre import LazyPattern
 from ._errors import ConfigError, RegistryNotConfigured
 from ._metadata import RegistryMetadata
@@ -209,18 +209,27 @@ class WargConfig(Frozen):
         return f"WargConfig(url={self.url!r}, auth_token={token!r})"
 
 
-@dataclass
-class RegistryConfig:
+class RegistryConfig(Record):
     """``[registry."NAME"]``: an optional ``default`` backend and backend tables."""
 
+    __fields__ = ("name", "default", "backends", "problems", "other_backends")
     name: str
     default: Setting[str] | None = None
-    backends: dict[str, dict[str, Setting[Any]]] = field(default_factory=dict)
+    backends: dict[str, dict[str, Setting[Any]]]
     #: why the entry is unusable (each also a warning when the config was loaded), as wkg
     #: fails only the registry concerned; empty when it is fine
-    problems: list[str] = field(default_factory=list)
+    problems: list[str]
     #: backend tables of other tools (wkg allows any name), ignored
-    other_backends: list[str] = field(default_factory=list)
+    other_backends: list[str]
+
+    def __init__(self, name: str, default: Setting[str] | None = None,
+                 backends: dict[str, dict[str, Setting[Any]]] = FACTORY, problems: list[str] = FACTORY,
+                 other_backends: list[str] = FACTORY) -> None:
+        self.name = name
+        self.default = default
+        self.backends = dict() if backends is FACTORY else backends
+        self.problems = list() if problems is FACTORY else problems
+        self.other_backends = list() if other_backends is FACTORY else other_backends
 
     def check_usable(self) -> None:
         """Raise ``ConfigError`` (``registry-unusable``) repeating why this registry's
@@ -285,10 +294,14 @@ def _decode_auth(auth: Any) -> BasicAuth:
     return BasicAuth(user, password)
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(Frozen):
     """pkgloader's own settings (the ``[pkgloader]`` table, env and flags)."""
 
+    __fields__ = (
+        "cache_dir", "strict", "timeout", "connect_timeout", "metadata_timeout", "metadata_ttl", "max_concurrency",
+        "retries", "fsync", "stall_timeout", "low_speed_limit", "low_speed_time", "trust_store", "proxy",
+        "https_proxy", "http_proxy", "no_proxy", "deps_format"
+    )
     cache_dir: Setting[Path] | None = None
     strict: Setting[bool] = Setting(False, DEFAULT_ORIGIN)
     timeout: Setting[float] = Setting(30.0, DEFAULT_ORIGIN)
@@ -307,6 +320,40 @@ class Settings:
     http_proxy: Setting[str] | None = None
     no_proxy: Setting[str] | None = None
     deps_format: Setting[str] = Setting("wasm", DEFAULT_ORIGIN)  # how sync writes wit/deps/: wasm | wit
+
+    def __init__(self, cache_dir: Setting[Path] | None = None, strict: Setting[bool] = Setting(False, DEFAULT_ORIGIN),
+                 timeout: Setting[float] = Setting(30.0, DEFAULT_ORIGIN),
+                 connect_timeout: Setting[float] = Setting(10.0, DEFAULT_ORIGIN),
+                 metadata_timeout: Setting[float] = Setting(5.0, DEFAULT_ORIGIN),
+                 metadata_ttl: Setting[int] = Setting(86400, DEFAULT_ORIGIN),
+                 max_concurrency: Setting[int] = Setting(8, DEFAULT_ORIGIN),
+                 retries: Setting[int] = Setting(3, DEFAULT_ORIGIN),
+                 fsync: Setting[bool] = Setting(True, DEFAULT_ORIGIN),
+                 stall_timeout: Setting[float] = Setting(30.0, DEFAULT_ORIGIN),
+                 low_speed_limit: Setting[int] = Setting(1024, DEFAULT_ORIGIN),
+                 low_speed_time: Setting[float] = Setting(30.0, DEFAULT_ORIGIN),
+                 trust_store: Setting[str] = Setting("auto", DEFAULT_ORIGIN), proxy: Setting[str] | None = None,
+                 https_proxy: Setting[str] | None = None, http_proxy: Setting[str] | None = None,
+                 no_proxy: Setting[str] | None = None,
+                 deps_format: Setting[str] = Setting("wasm", DEFAULT_ORIGIN)) -> None:
+        init_field(self, "cache_dir", cache_dir)
+        init_field(self, "strict", strict)
+        init_field(self, "timeout", timeout)
+        init_field(self, "connect_timeout", connect_timeout)
+        init_field(self, "metadata_timeout", metadata_timeout)
+        init_field(self, "metadata_ttl", metadata_ttl)
+        init_field(self, "max_concurrency", max_concurrency)
+        init_field(self, "retries", retries)
+        init_field(self, "fsync", fsync)
+        init_field(self, "stall_timeout", stall_timeout)
+        init_field(self, "low_speed_limit", low_speed_limit)
+        init_field(self, "low_speed_time", low_speed_time)
+        init_field(self, "trust_store", trust_store)
+        init_field(self, "proxy", proxy)
+        init_field(self, "https_proxy", https_proxy)
+        init_field(self, "http_proxy", http_proxy)
+        init_field(self, "no_proxy", no_proxy)
+        init_field(self, "deps_format", deps_format)
 
 
 _SETTING_TYPES: dict[str, tuple[type | tuple[type, ...], str]] = {
@@ -356,25 +403,52 @@ class RegistryChoice(Frozen):
 # the merged config
 
 
-@dataclass
-class Config:
+class Config(Record):
     """The effective configuration: every layer merged, each value with its origin."""
 
+    __fields__ = (
+        "default_registry", "namespace_registries", "package_registry_overrides", "fallback_namespace_registries",
+        "registries", "settings", "forced_registry", "dependencies", "project_root", "files", "warnings",
+        "provenance", "load_inputs"
+    )
     default_registry: Setting[str] | None = None
-    namespace_registries: dict[str, Setting[RegistryMapping]] = field(default_factory=dict)
-    package_registry_overrides: dict[str, Setting[RegistryMapping]] = field(default_factory=dict)
-    fallback_namespace_registries: dict[str, Setting[str]] = field(default_factory=dict)
-    registries: dict[str, RegistryConfig] = field(default_factory=dict)
-    settings: Settings = field(default_factory=Settings)
+    namespace_registries: dict[str, Setting[RegistryMapping]]
+    package_registry_overrides: dict[str, Setting[RegistryMapping]]
+    fallback_namespace_registries: dict[str, Setting[str]]
+    registries: dict[str, RegistryConfig]
+    settings: Settings
     forced_registry: Setting[str] | None = None  # --registry
-    dependencies: dict[str, Setting[Any]] = field(default_factory=dict)
+    dependencies: dict[str, Setting[Any]]
     project_root: Path | None = None
-    files: list[tuple[str, Path, bool]] = field(default_factory=list)  # (layer, path, found)
-    warnings: list[str] = field(default_factory=list)
+    files: list[tuple[str, Path, bool]]  # (layer, path, found)
+    warnings: list[str]
     #: [provenance] policies: pattern -> field -> Setting (see _provenance._policy; built-in wasi:*)
-    provenance: dict[str, dict[str, Setting[Any]]] = field(default_factory=dict)
+    provenance: dict[str, dict[str, Setting[Any]]]
     #: what Config.load was given (cwd, flag files, --registry): the warm-fetch memo key
     load_inputs: tuple[str, tuple[str, ...], str | None] | None = None
+
+    def __init__(self, default_registry: Setting[str] | None = None,
+                 namespace_registries: dict[str, Setting[RegistryMapping]] = FACTORY,
+                 package_registry_overrides: dict[str, Setting[RegistryMapping]] = FACTORY,
+                 fallback_namespace_registries: dict[str, Setting[str]] = FACTORY,
+                 registries: dict[str, RegistryConfig] = FACTORY, settings: Settings = FACTORY,
+                 forced_registry: Setting[str] | None = None, dependencies: dict[str, Setting[Any]] = FACTORY,
+                 project_root: Path | None = None, files: list[tuple[str, Path, bool]] = FACTORY,
+                 warnings: list[str] = FACTORY, provenance: dict[str, dict[str, Setting[Any]]] = FACTORY,
+                 load_inputs: tuple[str, tuple[str, ...], str | None] | None = None) -> None:
+        self.default_registry = default_registry
+        self.namespace_registries = dict() if namespace_registries is FACTORY else namespace_registries
+        self.package_registry_overrides = dict() if package_registry_overrides is FACTORY else package_registry_overrides
+        self.fallback_namespace_registries = dict() if fallback_namespace_registries is FACTORY else fallback_namespace_registries
+        self.registries = dict() if registries is FACTORY else registries
+        self.settings = Settings() if settings is FACTORY else settings
+        self.forced_registry = forced_registry
+        self.dependencies = dict() if dependencies is FACTORY else dependencies
+        self.project_root = project_root
+        self.files = list() if files is FACTORY else files
+        self.warnings = list() if warnings is FACTORY else warnings
+        self.provenance = dict() if provenance is FACTORY else provenance
+        self.load_inputs = load_inputs
 
     # --- construction ------------------------------------------------------------------
 
@@ -480,7 +554,7 @@ class Config:
         for key, (value, var) in from_environment(env).items():
             if key != "no_proxy":
                 check_proxy_url(value, f"environment variable {var}")
-            cfg.settings = replace(cfg.settings, **{key: Setting(value.strip(), Origin("env", var))})  # type: ignore[arg-type]
+            cfg.settings = replace(cfg.settings, **{key: Setting(value.strip(), Origin("env", var))})
 
         for file in config_files:
             path = Path(file).expanduser()

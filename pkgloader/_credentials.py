@@ -39,7 +39,6 @@ import binascii
 import json
 import os
 import threading
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -69,14 +68,21 @@ TOKEN_USERNAME = "<token>"
 _HELPER_NAME_RE = LazyPattern(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
-@dataclass(frozen=True)
-class Credentials:
+class Credentials(Frozen):
     """What to present to a registry, and where it came from (for messages)."""
 
+    __fields__ = ("kind", "username", "secret", "source")
     kind: str  # "basic" | "bearer" | "identity-token"
     username: str | None
-    secret: str = field(repr=False)  # password, bearer token, or identity (refresh) token
+    secret: str  # password, bearer token, or identity (refresh) token
     source: str  # e.g. "env PKGLOADER_REGISTRY_GHCR_IO_PASSWORD"
+
+    def __init__(self, kind: str, username: str | None, secret: str, source: str) -> None:
+        init_field(self, "kind", kind)
+        init_field(self, "username", username)
+        init_field(self, "secret", secret)
+        init_field(self, "source", source)
+        self.__post_init__()
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:

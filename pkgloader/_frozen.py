@@ -17,10 +17,15 @@ from __future__ import annotations
 from operator import attrgetter
 from typing import Any, Callable, ClassVar
 
-__all__ = ["Frozen", "init_field"]
+__all__ = ["FACTORY", "Frozen", "Record", "init_field", "replace"]
 
 #: sets a field in ``__init__`` (the frozen ``__setattr__`` refuses)
 init_field: Callable[[object, str, Any], None] = object.__setattr__
+
+
+#: the default of a parameter whose field had ``default_factory``: ``__init__`` calls the
+#: factory when it is given (an explicit None stays None, as with the dataclass)
+FACTORY: Any = type("_Factory", (), {"__repr__": lambda self: "<factory>"})()
 
 
 def _frozen_error(message: str) -> Exception:
@@ -52,7 +57,9 @@ class _LazyDataclassFields:
         return made
 
 
-class Frozen:
+class _Fields:
+    """What ``Frozen`` and ``Record`` share: the fields, repr, ==, ``__match_args__``."""
+
     __slots__ = ()
     __dataclass_fields__: ClassVar[Any] = _LazyDataclassFields()
     #: the fields, in order (the subclass's ``__init__`` parameters)
@@ -76,6 +83,13 @@ class Frozen:
             return self.__class__._astuple(self) == self.__class__._astuple(other)
         return NotImplemented
 
+
+
+class Frozen(_Fields):
+    """``@dataclass(frozen=True)``: hashable, and its fields cannot be assigned."""
+
+    __slots__ = ()
+
     def __hash__(self) -> int:
         return hash(self.__class__._astuple(self))
 
@@ -84,3 +98,21 @@ class Frozen:
 
     def __delattr__(self, name: str) -> None:
         raise _frozen_error(f"cannot delete field {name!r}")
+
+
+class Record(_Fields):
+    """``@dataclass``: mutable, and so (having ``==``) not hashable; ``__init__`` assigns the
+    fields as usual."""
+
+    __slots__ = ()
+    __hash__ = None  # type: ignore[assignment]
+
+
+def replace(obj: Any, /, **changes: Any) -> Any:
+    """``dataclasses.replace`` for a :class:`Frozen` or :class:`Record` (without importing
+    ``dataclasses``): a new instance with ``changes`` applied to the fields."""
+    cls = obj.__class__
+    for name in cls.__fields__:
+        if name not in changes:
+            changes[name] = getattr(obj, name)
+    return cls(**changes)

@@ -18,11 +18,10 @@ from __future__ import annotations
 import re
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Generator, Iterable, Mapping, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-from ._frozen import Frozen, init_field
+from ._frozen import FACTORY, Frozen, Record, init_field
 from ._lazyre import LazyPattern
 from ._errors import NetworkError, PkgLoaderError, RegistryError, RegistryTimeout, TLSError
 from ._log import get_logger
@@ -50,11 +49,14 @@ def user_agent() -> str:
 # request / response values
 
 
-@dataclass
-class Request:
+class Request(Record):
+    __fields__ = (
+        "method", "url", "headers", "content", "sink", "max_body", "follow_redirects", "on_retry", "retry", "timeout",
+        "via_status", "shared", "tls"
+    )
     method: str
     url: str
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str]
     content: bytes | Iterable[bytes] | None = None
     #: when set, the body is streamed into this callable chunk by chunk instead of
     #: being read into ``Response.content`` (used for blobs; the sink hashes and writes).
@@ -78,9 +80,28 @@ class Request:
     #: with TLS keys of its own); kept across redirects
     tls: TlsSettings | None = None
 
+    def __init__(self, method: str, url: str, headers: dict[str, str] = FACTORY,
+                 content: bytes | Iterable[bytes] | None = None, sink: Callable[[bytes], None] | None = None,
+                 max_body: int | None = 16 * 1024 * 1024, follow_redirects: bool = True,
+                 on_retry: Callable[[], None] | None = None, retry: bool = True, timeout: float | None = None,
+                 via_status: int = 0, shared: Any = None, tls: TlsSettings | None = None) -> None:
+        self.method = method
+        self.url = url
+        self.headers = dict() if headers is FACTORY else headers
+        self.content = content
+        self.sink = sink
+        self.max_body = max_body
+        self.follow_redirects = follow_redirects
+        self.on_retry = on_retry
+        self.retry = retry
+        self.timeout = timeout
+        self.via_status = via_status
+        self.shared = shared
+        self.tls = tls
 
-@dataclass
-class Response:
+
+class Response(Record):
+    __fields__ = ("status", "headers", "content", "url", "http_version", "received")
     status: int
     headers: Mapping[str, str]
     content: bytes
@@ -88,6 +109,15 @@ class Response:
     http_version: str = "HTTP/1.1"
     #: body bytes received (also for a body streamed to a sink)
     received: int = 0
+
+    def __init__(self, status: int, headers: Mapping[str, str], content: bytes, url: str, http_version: str = "HTTP/1.1",
+                 received: int = 0) -> None:
+        self.status = status
+        self.headers = headers
+        self.content = content
+        self.url = url
+        self.http_version = http_version
+        self.received = received
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
@@ -480,8 +510,7 @@ def _broken_reason(exc: BaseException, text: str) -> str:
     return _os_reason(exc, text)  # "Connection reset by peer", not "[Errno 104] Connection reset by peer"
 
 
-@dataclass
-class HttpSettings:
+class HttpSettings(Record):
     """How to talk to one registry. Timeouts (seconds):
 
     * ``connect_timeout``: TCP connect, proxy tunnel and TLS handshake together;
@@ -492,6 +521,11 @@ class HttpSettings:
       for that long fails (like curl's ``--speed-limit`` / ``--speed-time``; 0 = off).
     """
 
+    __fields__ = (
+        "timeout", "connect_timeout", "retries", "extra_root_certificates", "accept_invalid_certificates",
+        "max_connections", "stall_timeout", "low_speed_limit", "low_speed_time", "trust_store", "client_certificate",
+        "client_key", "proxies", "_verify"
+    )
     timeout: float = 30.0
     connect_timeout: float = 10.0
     retries: int = 3
@@ -506,6 +540,26 @@ class HttpSettings:
     client_key: str | None = None
     proxies: Any = None  # a _proxy.ProxySettings, or None for no proxy
     _verify: Any = None
+
+    def __init__(self, timeout: float = 30.0, connect_timeout: float = 10.0, retries: int = 3,
+                 extra_root_certificates: tuple[bytes, ...] = (), accept_invalid_certificates: bool = False,
+                 max_connections: int = 16, stall_timeout: float = 30.0, low_speed_limit: int = 1024,
+                 low_speed_time: float = 30.0, trust_store: str = "auto", client_certificate: str | None = None,
+                 client_key: str | None = None, proxies: Any = None, _verify: Any = None) -> None:
+        self.timeout = timeout
+        self.connect_timeout = connect_timeout
+        self.retries = retries
+        self.extra_root_certificates = extra_root_certificates
+        self.accept_invalid_certificates = accept_invalid_certificates
+        self.max_connections = max_connections
+        self.stall_timeout = stall_timeout
+        self.low_speed_limit = low_speed_limit
+        self.low_speed_time = low_speed_time
+        self.trust_store = trust_store
+        self.client_certificate = client_certificate
+        self.client_key = client_key
+        self.proxies = proxies
+        self._verify = _verify
 
     def verify(self, tls: TlsSettings | None = None) -> ssl.SSLContext:  # noqa: F821 (annotation only)
         """The TLS context, built on first use (plain-HTTP never pays for it) and shared by

@@ -5,8 +5,9 @@ Discovery over HTTP lives in ``_discovery.py`` so that this module stays I/O fre
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any, Mapping
+
+from ._frozen import FACTORY, Frozen, init_field
 
 __all__ = ["RegistryMetadata", "METADATA_PATH", "LEGACY_METADATA_PATH"]
 
@@ -14,8 +15,7 @@ METADATA_PATH = "/.well-known/wasm-pkg/registry.json"
 LEGACY_METADATA_PATH = "/.well-known/warg/registry.json"
 
 
-@dataclass(frozen=True)
-class RegistryMetadata:
+class RegistryMetadata(Frozen):
     """What a registry says about itself.
 
     Understands the current shape (``preferredProtocol``, ``oci.registry``,
@@ -23,8 +23,14 @@ class RegistryMetadata:
     ``ociNamespacePrefix``, ``wargUrl``).
     """
 
+    __fields__ = ("preferred_protocol", "protocols")
     preferred_protocol: str | None = None
-    protocols: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    protocols: Mapping[str, Mapping[str, Any]]
+
+    def __init__(self, preferred_protocol: str | None = None,
+                 protocols: Mapping[str, Mapping[str, Any]] = FACTORY) -> None:
+        init_field(self, "preferred_protocol", preferred_protocol)
+        init_field(self, "protocols", dict() if protocols is FACTORY else protocols)
 
     @classmethod
     def from_json(cls, data: Any) -> RegistryMetadata:

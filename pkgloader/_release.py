@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from ._frozen import Frozen, init_field
+from ._frozen import FACTORY, Frozen, init_field
 from ._digest import Digest
 from ._ref import PackageRef
 from ._semver import Version
@@ -28,8 +27,11 @@ class VersionInfo(Frozen):
         return {"version": str(self.version), "prerelease": self.version.is_prerelease, "yanked": self.yanked}
 
 
-@dataclass(frozen=True)
-class Release:
+class Release(Frozen):
+    __fields__ = (
+        "package", "version", "digest", "size", "registry", "backend", "location", "media_type", "manifest_digest",
+        "manifest_media_type", "config_media_type", "annotations", "yanked"
+    )
     package: PackageRef
     version: Version
     digest: Digest
@@ -41,8 +43,26 @@ class Release:
     manifest_digest: str | None = None
     manifest_media_type: str | None = None
     config_media_type: str | None = None
-    annotations: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str]
     yanked: bool = False
+
+    def __init__(self, package: PackageRef, version: Version, digest: Digest, size: int | None, registry: str,
+                 backend: str, location: str, media_type: str | None = None, manifest_digest: str | None = None,
+                 manifest_media_type: str | None = None, config_media_type: str | None = None,
+                 annotations: Mapping[str, str] = FACTORY, yanked: bool = False) -> None:
+        init_field(self, "package", package)
+        init_field(self, "version", version)
+        init_field(self, "digest", digest)
+        init_field(self, "size", size)
+        init_field(self, "registry", registry)
+        init_field(self, "backend", backend)
+        init_field(self, "location", location)
+        init_field(self, "media_type", media_type)
+        init_field(self, "manifest_digest", manifest_digest)
+        init_field(self, "manifest_media_type", manifest_media_type)
+        init_field(self, "config_media_type", config_media_type)
+        init_field(self, "annotations", dict() if annotations is FACTORY else annotations)
+        init_field(self, "yanked", yanked)
 
     @property
     def file_name(self) -> str:

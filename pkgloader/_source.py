@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import re
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -44,10 +43,13 @@ class MetadataResult(Frozen):
         init_field(self, "warning", warning)
 
 
-@dataclass(frozen=True)
-class Source:
+class Source(Frozen):
     """Where a package's releases come from."""
 
+    __fields__ = (
+        "package", "choice", "backend", "backend_rule", "metadata", "registry_config", "oci_registry",
+        "oci_repository", "oci_scheme", "local_root", "warg_url"
+    )
     package: PackageRef
     choice: RegistryChoice
     backend: str  # "oci" | "local" | "warg"
@@ -59,6 +61,22 @@ class Source:
     oci_scheme: str | None = None
     local_root: Path | None = None
     warg_url: str | None = None
+
+    def __init__(self, package: PackageRef, choice: RegistryChoice, backend: str, backend_rule: str,
+                 metadata: MetadataResult, registry_config: RegistryConfig, oci_registry: str | None = None,
+                 oci_repository: str | None = None, oci_scheme: str | None = None, local_root: Path | None = None,
+                 warg_url: str | None = None) -> None:
+        init_field(self, "package", package)
+        init_field(self, "choice", choice)
+        init_field(self, "backend", backend)
+        init_field(self, "backend_rule", backend_rule)
+        init_field(self, "metadata", metadata)
+        init_field(self, "registry_config", registry_config)
+        init_field(self, "oci_registry", oci_registry)
+        init_field(self, "oci_repository", oci_repository)
+        init_field(self, "oci_scheme", oci_scheme)
+        init_field(self, "local_root", local_root)
+        init_field(self, "warg_url", warg_url)
 
     @property
     def registry(self) -> str:

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 from urllib.parse import urljoin, urlsplit
 
-from .._frozen import Frozen, init_field
+from .._frozen import FACTORY, Frozen, Record, init_field
 from .._lazyre import LazyPattern
 from .._json import MAX_ANSWER_CONTAINERS, load_json
 from .._auth import AuthSession, authed
@@ -50,15 +49,23 @@ MAX_TAG_PAGES = 1000
 MAX_ERROR_BODY = 64 * 1024
 
 
-@dataclass
-class OciContext:
+class OciContext(Record):
     """What the flows need besides the source: auth state, credentials, mode."""
 
+    __fields__ = ("session", "credentials", "strict", "quiet_junk", "junk_tags")
     session: AuthSession
     credentials: Callable[[Source], Credentials | None]
     strict: bool = False
     quiet_junk: bool = True
-    junk_tags: list[str] = field(default_factory=list)
+    junk_tags: list[str]
+
+    def __init__(self, session: AuthSession, credentials: Callable[[Source], Credentials | None], strict: bool = False,
+                 quiet_junk: bool = True, junk_tags: list[str] = FACTORY) -> None:
+        self.session = session
+        self.credentials = credentials
+        self.strict = strict
+        self.quiet_junk = quiet_junk
+        self.junk_tags = list() if junk_tags is FACTORY else junk_tags
 
 
 def _base(source: Source) -> str:
@@ -408,8 +415,11 @@ def blob_flow(ctx: OciContext, source: Source, release: Release, sink: Callable[
 # publish
 
 
-@dataclass(frozen=True)
-class PublishResult:
+class PublishResult(Frozen):
+    __fields__ = (
+        "package", "version", "reference", "manifest_digest", "layer_digest", "size", "signature", "skipped",
+        "dry_run", "manifest", "config"
+    )
     package: str
     version: str
     reference: str
@@ -421,6 +431,21 @@ class PublishResult:
     dry_run: bool = False  # publish --dry-run: nothing was pushed; manifest and config are what would be
     manifest: dict[str, Any] | None = None  # (dry run and local registry) the manifest built
     config: dict[str, Any] | None = None  # (dry run and local registry) the config built
+
+    def __init__(self, package: str, version: str, reference: str, manifest_digest: str, layer_digest: str, size: int,
+                 signature: str | None = None, skipped: bool = False, dry_run: bool = False,
+                 manifest: dict[str, Any] | None = None, config: dict[str, Any] | None = None) -> None:
+        init_field(self, "package", package)
+        init_field(self, "version", version)
+        init_field(self, "reference", reference)
+        init_field(self, "manifest_digest", manifest_digest)
+        init_field(self, "layer_digest", layer_digest)
+        init_field(self, "size", size)
+        init_field(self, "signature", signature)
+        init_field(self, "skipped", skipped)
+        init_field(self, "dry_run", dry_run)
+        init_field(self, "manifest", manifest)
+        init_field(self, "config", config)
 
     def to_json(self) -> dict[str, Any]:
         out = dict(self.__dict__)

@@ -63,3 +63,23 @@ def test_still_answers_the_dataclasses_functions() -> None:
     assert dataclasses.replace(v, yanked=True) == VersionInfo(v.version, True)
     assert dataclasses.asdict(Digest("sha256", "ab")) == {"algorithm": "sha256", "hex": "ab"}
     assert dataclasses.astuple(TlsSettings()) == ((), False, None, None)
+
+
+def test_records_and_factories() -> None:
+    from pkgloader._config import Config, Settings
+    from pkgloader._frozen import replace
+    from pkgloader._http import Request
+
+    a, b = Request("GET", "https://h/x"), Request("GET", "https://h/x")
+    assert a == b and a.headers == {} and a.headers is not b.headers  # default_factory: one dict each
+    a.headers["X"] = "1"  # mutable, as the dataclass was
+    assert a != b
+    with pytest.raises(TypeError):
+        hash(a)
+    assert repr(b).startswith("Request(method='GET', url='https://h/x', headers={}, ")
+    assert Config().settings == Settings() and Config().registries is not Config().registries
+    s = replace(Settings(), retries=Settings().strict)
+    assert s.retries == Settings().strict and s.timeout == Settings().timeout
+    assert dataclasses.replace(b, url="https://h/y").url == "https://h/y"
+    with pytest.raises(TypeError):
+        replace(Settings(), no_such_field=1)
