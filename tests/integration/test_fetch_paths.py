@@ -77,10 +77,13 @@ def test_warm_cli_fetch_does_not_import_http_stack(registry, registry_config, wi
     cli = [sys.executable, "-X", "importtime", "-m", "pkgloader", "fetch", "test:pkg@=0.2.0", "-o"]
     first = subprocess.run(cli + [str(tmp_path / "1.wasm")], env=env, capture_output=True, text=True, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
-    # the cold fetch needs the standard library's http.client, not httpx, asyncio or logging
+    # the cold fetch needs the standard library's http.client, not httpx, asyncio or logging;
+    # nor dataclasses (and inspect with it), the signature-policy machinery or the mirrors
+    # when no policy or mirror applies
     cold = {line.split("|")[-1].strip() for line in first.stderr.splitlines() if line.startswith("import time:")}
     assert {"http.client", "pkgloader._stdhttp"} <= cold
-    assert not cold & {"httpx", "httpcore", "h2", "asyncio", "subprocess", "pkgloader._project", "logging", "tempfile"}
+    assert not cold & {"httpx", "httpcore", "h2", "asyncio", "subprocess", "pkgloader._project", "logging", "tempfile",
+                       "dataclasses", "inspect", "pkgloader._provenance._enforce", "pkgloader.backends._mirrors"}
     registry.mark()
     warm = subprocess.run(cli + [str(tmp_path / "2.wasm")], env=env, capture_output=True, text=True, cwd=tmp_path)
     assert warm.returncode == 0, warm.stderr
