@@ -55,5 +55,23 @@ def main(argv: list[str] | None = None) -> int:
     return run(args)
 
 
+def process_main() -> int:
+    """``main()`` for a process of its own (the console script, ``python -m pkgloader``).
+
+    The cyclic garbage collector's work in a short command is mostly wasted: its
+    collections during the imports re-examine every object just created (a young
+    generation of 10,000 objects instead of 700 halves them), and the interpreter's
+    collections at exit walk every object left, all of which the exit frees anyway:
+    ``gc.freeze()`` moves them out of its sight first. Together ~10 % of a cold fetch's
+    instructions. Reference counting frees as before; cycles are still collected while the
+    command runs. Not done for ``main()`` called in a process that goes on (tests, users)."""
+    import gc
+
+    gc.set_threshold(10_000, *gc.get_threshold()[1:])
+    code = main()
+    gc.freeze()
+    return code
+
+
 def entry() -> None:  # pragma: no cover - console script shim
-    sys.exit(main())
+    sys.exit(process_main())
