@@ -18,7 +18,29 @@ log = _log.get_logger()
 EPILOG = "exit codes:\n" + "\n".join(f"  {code:>3}  {text}" for code, text in EXIT_CODES.items())
 
 
+def _help_width() -> int:
+    """What ``argparse.HelpFormatter`` computes with ``shutil.get_terminal_size()`` (COLUMNS,
+    else the terminal of stdout, else 80; minus 2), without importing ``shutil`` (and
+    bz2, lzma, fnmatch with it) at every ``add_argument`` of a run that prints no help."""
+    import os
+
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+        columns = columns or 80
+    return columns - 2
+
+
 class _Parser(argparse.ArgumentParser):
+    def _get_formatter(self) -> argparse.HelpFormatter:
+        return self.formatter_class(prog=self.prog, width=_help_width())  # type: ignore[call-arg]
+
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)
         hint = _did_you_mean(self, message) or f"run '{self.prog} --help'"
