@@ -26,11 +26,10 @@ import re
 import stat
 import sys
 import tomllib
-from ._frozen import replace
 from pathlib import Path
 from typing import Any, Generic, Iterable, Mapping, TypeVar
 
-from ._frozen import FACTORY, Frozen, Record, init_field
+from ._frozen import FACTORY, Frozen, Record, init_field, replace
 from ._lazyre import LazyPattern
 from ._errors import ConfigError, RegistryNotConfigured
 from ._metadata import RegistryMetadata
