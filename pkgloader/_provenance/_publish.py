@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-from .._frozen import replace
 from typing import TYPE_CHECKING, Any
+
+from .._frozen import replace
 
 if TYPE_CHECKING:  # pragma: no cover
     from .._http import Flow
