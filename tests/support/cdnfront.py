@@ -67,7 +67,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from support.proxy import FaultProxy, Rule, _Handler
+from support.proxy import FaultProxy, Rule, _Handler, no_delay
 
 if TYPE_CHECKING:
     from support.registry import RegistryServer
@@ -94,6 +94,10 @@ class CdnRecord(NamedTuple):
 class _CdnHandler(http.server.BaseHTTPRequestHandler):
     server: "_CdnServer"
     protocol_version = "HTTP/1.1"
+
+    def setup(self) -> None:
+        super().setup()
+        no_delay(self.connection)  # as the front (see support.proxy.no_delay)
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
