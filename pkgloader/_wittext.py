@@ -145,18 +145,21 @@ def fetch_formatted(client: Any, spec: Any, output: str | None, fmt: str, overwr
     text = package_text(blob).encode("utf-8")
     name = f"{rel.package.namespace}_{rel.package.name}@{rel.version}.wit"
     dest = (Path(output or ".") / name) if into_dir else Path(output or name)
-    if dest.is_file():
-        if dest.read_bytes() == text:
-            return FetchResult(rel, dest, from_cache=True, up_to_date=True)
-        if not overwrite:
-            raise OutputExists(f"{dest} already exists (it holds other content)",
-                               hint="pass --overwrite to replace it")
-    from ._cache import output_error
+    from ._cache import check_output, output_error
     from ._fsutil import atomic_write_bytes
 
+    # as for .wasm outputs: only a regular file (or a link to one, whose target is written) is
+    # ever replaced; a directory, FIFO, device or socket is refused (exit 8)
+    would = [f"would write {rel.package}@{rel.version} as WIT text"]
+    target = check_output(dest, overwrite=True, details=would, hint="choose another path with -o")
+    if target.is_file():
+        if target.read_bytes() == text:
+            return FetchResult(rel, dest, from_cache=True, up_to_date=True)
+        if not overwrite:
+            raise OutputExists.at(dest, [*would, "it holds other content"])
     try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(dest, text)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(target, text)
     except OSError as exc:
         raise output_error(exc, dest) from None
     return FetchResult(rel, dest, from_cache=True)

@@ -105,6 +105,10 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     from .._errors import FetchManyError, PkgLoaderError
 
     if args.check:
+        if getattr(args, "format", None) not in (None, "wasm"):
+            raise UsageError("--check compares .wasm outputs only; it cannot check WIT text outputs (--format "
+                             f"{args.format})", hint="run the fetch itself: an output that holds the same text is "
+                             "reported up to date and left untouched")
         return _check(args, specs, output)
     progress = None if (args.quiet or args.json) else progress_factory()
     failed: FetchManyError | None = None

@@ -151,3 +151,33 @@ def test_async_client_syncs_wit_text_too(wasi: Any, tmp_path: Path, monkeypatch:
     result = asyncio.run(main())
     assert sorted(p.name for p in result.synced) == ["wasi-cli-0.2.3", "wasi-io-0.2.3"]
     run_wasm_tools("component", "wit", proj / "wit")
+
+
+def test_wit_text_outputs_follow_the_output_rules(wasi: Any, run_cli: Callable[..., Any], tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """As for .wasm outputs: other content needs --overwrite, a FIFO or a directory is never
+    replaced (exit 8), a symbolic link's target is written; --check refuses WIT text."""
+    import os
+    import stat
+
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "io.wit"
+    out.write_text("the user's own")
+    r = run_cli("fetch", "wasi:io@0.2", "--format", "wit", "-o", out)
+    assert r.code == 7 and r.err.startswith(f"error[output-exists]: '{out}' already exists; not overwriting it\n")
+    assert "  it holds other content\n" in r.err and out.read_text() == "the user's own"
+    assert run_cli("fetch", "wasi:io@0.2", "--format", "wit", "-o", out, "--overwrite").code == 0
+    assert out.read_text().startswith("package wasi:io@0.2.3;")
+    fifo = tmp_path / "fifo.wit"
+    os.mkfifo(fifo)
+    r = run_cli("fetch", "wasi:io@0.2", "--format", "wit", "-o", fifo, "--overwrite")
+    assert r.code == 8 and r.err.startswith("error[not-a-regular-file]: ") and stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    real = tmp_path / "store" / "real.wit"
+    real.parent.mkdir()
+    real.write_text("old")
+    link = tmp_path / "link.wit"
+    link.symlink_to(real)
+    assert run_cli("fetch", "wasi:io@0.2", "--format", "wit", "-o", link, "--overwrite").code == 0
+    assert link.is_symlink() and real.read_text().startswith("package wasi:io@0.2.3;")
+    r = run_cli("fetch", "wasi:io@0.2", "--format", "wit", "--check", "-o", out)
+    assert r.code == 2 and r.err.startswith("error[usage]: --check compares .wasm outputs only")
