@@ -97,23 +97,9 @@ class OutputStatus(Frozen):
 def holds_release(path: str | os.PathLike[str], rel: Release) -> bool:
     """Whether the regular file at ``path`` holds exactly ``rel``'s content (size first, then
     the digest of every byte). False when it cannot be read."""
-    import hashlib
+    from ._warm import file_holds
 
-    try:
-        with open(path, "rb", buffering=0) as f:
-            st = os.fstat(f.fileno())
-            if rel.size is not None and st.st_size != rel.size:
-                return False
-            if rel.digest.algorithm != "sha256":
-                return False
-            h = hashlib.sha256()
-            buf = bytearray(1 << 20)
-            view = memoryview(buf)
-            while k := f.readinto(buf):
-                h.update(view[:k])
-            return h.hexdigest() == rel.digest.hex
-    except OSError:
-        return False
+    return rel.digest.algorithm == "sha256" and file_holds(path, rel.digest.hex, rel.size)
 
 
 def as_spec(spec: PackageSpec | PackageRef | str) -> PackageSpec:

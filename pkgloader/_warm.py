@@ -20,7 +20,7 @@ import os
 import sys
 
 __all__ = ["default_cache_dir", "fingerprint", "memo_path", "write_memo", "read_memo", "registry_dir_name",
-           "release_record_path", "touch_release"]
+           "release_record_path", "touch_release", "file_holds"]
 
 
 def registry_dir_name(registry: str) -> str:
@@ -40,6 +40,29 @@ def touch_release(path: str) -> None:
         os.utime(path)
     except OSError:
         pass
+
+def file_holds(path: str | os.PathLike[str], sha256_hex: str, size: int | None) -> bool:
+    """Whether the regular file at ``path`` holds exactly the content of that digest (size
+    first, then every byte hashed). False when it cannot be read or is not a regular file
+    (opened without blocking, so a FIFO never hangs). Used by ``fetch`` to find an output
+    up to date, on the warm path and the full one."""
+    from stat import S_ISREG
+
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+        with open(fd, "rb", buffering=0) as f:
+            st = os.fstat(fd)
+            if not S_ISREG(st.st_mode) or (size is not None and st.st_size != size):
+                return False
+            h = hashlib.sha256()
+            buf = bytearray(1 << 20)
+            view = memoryview(buf)
+            while k := f.readinto(buf):
+                h.update(view[:k])
+    except OSError:
+        return False
+    return h.hexdigest() == sha256_hex
+
 
 _ENV_INPUTS = ("PKGLOADER_CONFIG", "WKG_CONFIG_FILE", "PKGLOADER_DEFAULT_REGISTRY", "XDG_CONFIG_HOME", "HOME")
 

@@ -96,7 +96,7 @@ def _try_fetch(argv: list[str]) -> int | None:
     else:
         if not S_ISREG(st.st_mode):
             return None  # the full path words the refusal (and follows a symbolic link)
-        if _holds(out, digest, size, st.st_size):  # up to date: left untouched
+        if _warm.file_holds(out, digest[7:], size if isinstance(size, int) else None):  # up to date: left untouched
             ns, _, name = str(memo["package"]).partition(":")
             _warm.touch_release(_warm.release_record_path(cache_dir, str(memo["registry"]), ns, name,
                                                           str(memo["version"])))
@@ -163,27 +163,6 @@ def _try_fetch(argv: list[str]) -> int | None:
     if not opts.get("quiet"):
         sys.stderr.write(f"cached {memo['package']}@{memo['version']} ({digest[:19]}, {_size(n)}) from {memo['registry']}\n")
     return 0
-
-
-def _holds(path: str, digest: str, size: object, actual: int) -> bool:
-    """Whether the regular file ``path`` holds exactly the content ``digest`` names."""
-    if isinstance(size, int) and size != actual:
-        return False
-    import hashlib
-
-    h = hashlib.sha256()
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        with open(fd, "rb", buffering=0) as f:
-            if not S_ISREG(os.fstat(fd).st_mode):
-                return False
-            buf = bytearray(1 << 20)
-            view = memoryview(buf)
-            while k := f.readinto(buf):
-                h.update(view[:k])
-    except OSError:
-        return False
-    return h.hexdigest() == digest[7:]
 
 
 def _size(n: int) -> str:
