@@ -162,22 +162,19 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace, specs: list[Any], output: str | None) -> int:
     """``fetch --check``: resolve each REF and compare its output; write nothing."""
     from concurrent.futures import ThreadPoolExecutor
+    from functools import partial
 
-    from .._client import _distinct
-    from .._errors import OutputOutOfDate, PkgLoaderError
+    from .._client import _distinct, _outcome
+    from .._errors import FetchManyError, OutputOutOfDate, PkgLoaderError
 
     parsed = _distinct(specs)
     dest = output if len(parsed) == 1 else (output or ".").rstrip("/\\") + "/"
 
     with _client(args) as client:
-        def one(spec: Any) -> Any:
-            try:
-                return client.check(spec, dest)
-            except PkgLoaderError as exc:
-                return exc
-
-        with ThreadPoolExecutor(max_workers=min(8, len(parsed)) or 1, thread_name_prefix="pkgloader") as pool:
-            outcomes = list(zip((str(s) for s in parsed), pool.map(one, parsed)))
+        workers = max(1, min(client.config.settings.max_concurrency.value, len(parsed)))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pkgloader") as pool:
+            checked = pool.map(lambda spec: _outcome(partial(client.check, spec, dest)), parsed)
+            outcomes = list(zip((str(s) for s in parsed), checked))
     errors = [(spec, o) for spec, o in outcomes if isinstance(o, PkgLoaderError)]
     if len(outcomes) == 1 and errors:
         raise errors[0][1]  # one REF: its error, as fetch reports it
@@ -197,11 +194,7 @@ def _check(args: argparse.Namespace, specs: list[Any], output: str | None) -> in
             _say(args, f"{words[o.state]} {o.release.package}@{o.release.version} ({o.release.digest.short}, "
                        f"{_size(o.release.size)})")
     if errors:
-        from .._errors import SEVERITY
-
-        worst = min((e for _, e in errors), key=lambda e: SEVERITY.index(e.exit_code)
-                    if e.exit_code in SEVERITY else len(SEVERITY))
-        return worst.exit_code
+        return FetchManyError(outcomes).exit_code  # that of the most severe failure
     if stale:
         err = OutputOutOfDate(f"{len(stale)} of {len(statuses)} outputs are not up to date",
                               details=[f"{_shown(st.path)}: {st.state}" for st in stale],
