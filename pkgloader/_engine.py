@@ -246,10 +246,12 @@ class Engine:
         if not exc.message.startswith(("cannot connect to ", "timed out connecting to ")):
             return  # it answered (a broken connection, a slow answer): its own hint says what to do
         choice = self._chosen.get(registry)
-        if choice is None or getattr(exc, "_explained", False):
+        if choice is None:
             return
-        exc._explained = True  # type: ignore[attr-defined]
-        exc.details.append(f"registry {registry} chosen by {_chosen_by(choice)}")
+        line = f"registry {registry} chosen by {_chosen_by(choice)}"
+        if line in exc.details:
+            return  # explained already (an error passed up through two runs)
+        exc.details.append(line)
         exc.hint = (f"check that {registry} is reachable (pkgloader config resolve {choice.package} shows how it "
                     "was chosen); --offline answers from the cache, and a registry mirror can serve when the "
                     "registry cannot (README: CI and fleets)")
