@@ -57,6 +57,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import hmac
+import http.client
 import http.server
 import os
 import re
@@ -280,16 +281,17 @@ class CdnFront(FaultProxy):
         self._send_response(h, 307, headers, None, fired)
 
     def _upstream_head_status(self, h: _Handler, target: str) -> int:
-        conn = self._upstream()
         try:
-            conn.request("HEAD", target, headers=self._upstream_headers(h))
-            resp = conn.getresponse()
-            resp.read()
-            return resp.status
-        except OSError:
+            conn, resp = self._exchange("HEAD", target, None, self._upstream_headers(h))
+        except (OSError, http.client.HTTPException):
             return 0  # let the normal forward produce the 502
-        finally:
+        try:
+            resp.read()
+        except (OSError, http.client.HTTPException):
             conn.close()
+            return 0
+        self._release(conn, resp)
+        return resp.status
 
     # -- the CDN ---------------------------------------------------------------------------
 

@@ -7,8 +7,11 @@
         ...
         assert proxy.requests() == [("GET", "/v2/"), ...]
 
-Requests are forwarded to the upstream registry (one upstream connection per request;
-bodies of responses are streamed in chunks) with the client's ``Host`` header kept, so
+Requests are forwarded to the upstream registry over a small pool of keep-alive
+connections (as a real front keeps its connections to the registry: a TLS handshake per
+request would be server time no real registry spends; a connection goes back to the pool
+only after its answer was read to the end; bodies of responses are streamed in chunks)
+with the client's ``Host`` header kept, so
 the registry's absolute ``Location`` headers point back at the proxy, and with
 ``X-Forwarded-Proto`` set to the proxy's scheme (so a plain-HTTP proxy can front a TLS
 registry).
@@ -61,6 +64,7 @@ _HOP_BY_HOP = {
 _TAGS_RE = re.compile(r"^/v2/(?P<name>.+)/tags/list$")
 CHUNK = 64 * 1024
 UPSTREAM_TIMEOUT = 30.0
+UPSTREAM_IDLE = 8  # idle keep-alive connections kept to the upstream
 
 
 @dataclass
@@ -175,6 +179,7 @@ class FaultProxy:
         self.page_size: int | None = None
         self.absolute_links = False
         self._stopping = threading.Event()
+        self._idle: list[http.client.HTTPConnection] = []  # keep-alive connections to the upstream
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
         self.port = 0
@@ -226,6 +231,10 @@ class FaultProxy:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
 
     # -- configuration ---------------------------------------------------------------
 
@@ -365,6 +374,38 @@ class FaultProxy:
         if not head:
             h.wfile.write(body)
 
+    def _exchange(self, method: str, target: str, body: bytes | None, headers: dict[str, str]
+                  ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
+        """Send one request upstream on a pooled connection (a fresh one if none is idle, or
+        if the idle one turns out closed by the upstream) and return it with the response
+        head; hand the connection to :meth:`_release` once the body is read, or close it."""
+        conn = None
+        if method in ("GET", "HEAD"):  # a push or delete always on a fresh connection: never sent twice
+            with self._lock:
+                conn = self._idle.pop() if self._idle else None
+        if conn is not None:
+            try:
+                conn.request(method, target, body=body, headers=headers)
+                return conn, conn.getresponse()
+            except (OSError, http.client.HTTPException):
+                conn.close()  # closed while idle: once more on a fresh connection
+        conn = self._upstream()
+        try:
+            conn.request(method, target, body=body, headers=headers)
+            return conn, conn.getresponse()
+        except BaseException:
+            conn.close()
+            raise
+
+    def _release(self, conn: http.client.HTTPConnection, resp: http.client.HTTPResponse) -> None:
+        """Back to the pool if its answer was read to the end and it stays open."""
+        with self._lock:
+            if resp.isclosed() and not resp.will_close and not self._stopping.is_set() \
+                    and len(self._idle) < UPSTREAM_IDLE:
+                self._idle.append(conn)
+                return
+        conn.close()
+
     def _upstream(self) -> http.client.HTTPConnection:
         if self._upstream_tls:
             return http.client.HTTPSConnection(
@@ -391,19 +432,18 @@ class FaultProxy:
         return headers
 
     def _forward(self, h: _Handler, index: int, method: str, target: str, body: bytes, fired: list[Rule]) -> None:
-        conn = self._upstream()
+        headers = self._upstream_headers(h)
+        if body or method in ("POST", "PUT", "PATCH"):
+            headers["Content-Length"] = str(len(body))
         try:
-            headers = self._upstream_headers(h)
-            if body or method in ("POST", "PUT", "PATCH"):
-                headers["Content-Length"] = str(len(body))
-            try:
-                conn.request(method, target, body=body or None, headers=headers)
-                resp = conn.getresponse()
-            except OSError as exc:
-                msg = json.dumps({"errors": [{"code": "PROXY", "message": f"upstream unreachable: {exc}"}]})
-                self._record(index, status=502)
-                self._send_canned(h, 502, {}, msg.encode(), head=method == "HEAD")
-                return
+            conn, resp = self._exchange(method, target, body or None, headers)
+        except (OSError, http.client.HTTPException) as exc:
+            msg = json.dumps({"errors": [{"code": "PROXY", "message": f"upstream unreachable: {exc}"}]})
+            self._record(index, status=502)
+            self._send_canned(h, 502, {}, msg.encode(), head=method == "HEAD")
+            return
+        done = False
+        try:
             out_headers = [(k, v) for k, v in resp.getheaders() if k.lower() not in _HOP_BY_HOP]
             no_body = method == "HEAD" or resp.status in (204, 304) or 100 <= resp.status < 200
             chunked = not no_body and resp.getheader("Content-Length") is None
@@ -417,8 +457,14 @@ class FaultProxy:
 
             self._record(index, status=resp.status)
             self._send_response(h, resp.status, out_headers, None if no_body else chunks(), fired, chunked=chunked)
+            if no_body:
+                resp.read()
+            done = True
         finally:
-            conn.close()
+            if done:
+                self._release(conn, resp)
+            else:
+                conn.close()  # the answer was not read to the end
 
     def _send_response(
         self,
@@ -491,17 +537,17 @@ class FaultProxy:
 
     def _paginate(self, h: _Handler, index: int, path: str, query: str, page_size: int, fired: list[Rule]) -> None:
         name = _TAGS_RE.match(path)["name"]  # type: ignore[index]
-        conn = self._upstream()
+        conn, resp = self._exchange("GET", path, None, self._upstream_headers(h))
         try:
-            conn.request("GET", path, headers=self._upstream_headers(h))
-            resp = conn.getresponse()
             raw = resp.read()
-            headers = [
-                (k, v) for k, v in resp.getheaders()
-                if k.lower() not in _HOP_BY_HOP and k.lower() not in ("content-length", "link")
-            ]
-        finally:
+        except BaseException:
             conn.close()
+            raise
+        self._release(conn, resp)
+        headers = [
+            (k, v) for k, v in resp.getheaders()
+            if k.lower() not in _HOP_BY_HOP and k.lower() not in ("content-length", "link")
+        ]
         self._record(index, status=resp.status)
         if resp.status != 200:
             self._send_response(h, resp.status, headers + [("Content-Length", str(len(raw)))], iter([raw]), fired)

@@ -49,6 +49,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
+from support.proxy import no_delay
 from support.registry import CertificateAuthority, IssuedCert
 
 __all__ = ["TokenRequest", "TokenServer", "decode_jwt", "libtrust_key_id"]
@@ -103,6 +104,10 @@ def _parse_scope(scope: str) -> tuple[str, str, list[str]] | None:
 class _Handler(http.server.BaseHTTPRequestHandler):
     server: "_HTTPServer"
     protocol_version = "HTTP/1.1"
+
+    def setup(self) -> None:
+        super().setup()
+        no_delay(self.connection)  # as the front and the CDN (see support.proxy.no_delay)
 
     def log_message(self, format: str, *args: Any) -> None:  # silence stderr
         pass
