@@ -422,6 +422,25 @@ def _pkg_config(host: str, *, https: bool, extra: str = "") -> str:
     )
 
 
+def _proc_cpu(pid: int | None) -> float:
+    """User+sys CPU seconds of a running child (``/proc/PID/stat``), 0.0 where unknown."""
+    if pid is None:
+        return 0.0
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def server_cpu(registry_pid: int | None) -> float:
+    """CPU seconds used so far by the servers a run talks to: this process (the benchmark's
+    server threads: front, CDN, token server, paging proxy; its main thread only waits for
+    the measured process) and the docker-registry child."""
+    return time.process_time() + _proc_cpu(registry_pid)
+
+
 class PlainSetup:
     """docker-registry over plain HTTP, anonymous, and :class:`PagingProxy` in front of it.
     Fetches go straight to the registry; the warm fetch and the tag list go through the
@@ -436,6 +455,10 @@ class PlainSetup:
         self.page_size = page_size
         self.registry: Registry | None = None
         self.proxy: PagingProxy | None = None
+
+    def server_cpu(self) -> float:
+        proc = self.registry._proc if self.registry is not None else None
+        return server_cpu(proc.pid if proc is not None else None)
 
     def start(self) -> "PlainSetup":
         self.registry = Registry(self.workdir / "registry").start()
@@ -515,6 +538,10 @@ class GhcrSetup:
         self.workdir = Path(workdir)
         self.page_size = page_size
         self.ghcr: Any = None
+
+    def server_cpu(self) -> float:
+        proc = getattr(self.ghcr.registry, "_proc", None) if self.ghcr is not None else None
+        return server_cpu(proc.pid if proc is not None else None)
 
     def start(self) -> "GhcrSetup":
         tests = str(REPO_ROOT / "tests")

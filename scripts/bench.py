@@ -180,6 +180,79 @@ t2 = time.perf_counter()
 print("BENCH " + json.dumps({"seconds": t2 - t0, "import": t1 - t0, "call": t2 - t1, "versions": len(set(tags))}))
 """
 
+# The least a Python client can do for the same pulls: the standard library's http.client
+# over pooled keep-alive connections (one per host), sequential, the registry's token flow
+# (the realm remembered after the first 401, as pkgloader does), blob redirects followed
+# without Authorization, the body read into a 1 MiB buffer, SHA-256 checked, written and
+# fsync'd under a temp name and renamed. No cache, no config, no locks, no error handling.
+# It is a reference point for what any Python implementation pays, not a peer.
+HTTP_FLOOR = """
+import hashlib, http.client, json, os, re, ssl, sys, time
+from urllib.parse import quote, urlsplit
+t0 = time.perf_counter()
+out, scheme, host = sys.argv[1], sys.argv[2], sys.argv[3]
+tls = os.environ.get("BENCH_ORAS_TLS", "insecure")
+ctx = ssl.create_default_context(cafile=tls) if scheme == "https" else None
+conns = {}
+def conn(scheme, netloc):
+    c = conns.get((scheme, netloc))
+    if c is None:
+        h, _, p = netloc.rpartition(":")
+        c = (http.client.HTTPSConnection(h, int(p), context=ctx) if scheme == "https"
+             else http.client.HTTPConnection(h, int(p)))
+        conns[(scheme, netloc)] = c
+    return c
+def get(url, headers):
+    u = urlsplit(url)
+    c = conn(u.scheme, u.netloc)
+    c.request("GET", u.path + ("?" + u.query if u.query else ""), headers=headers)
+    return c.getresponse()
+realm = None
+def token(repo):
+    r = get(f"{realm[0]}?service={quote(realm[1])}&scope={quote(f'repository:{repo}:pull')}", {})
+    return json.loads(r.read())["token"]
+accept = "application/vnd.oci.image.manifest.v1+json"
+buf = bytearray(1 << 20)
+view = memoryview(buf)
+os.makedirs(out, exist_ok=True)
+files = 0
+for target in sys.argv[4:]:
+    repo, _, tag = target.rpartition(":")
+    auth = {"Authorization": f"Bearer {token(repo)}"} if realm else {}
+    r = get(f"{scheme}://{host}/v2/{repo}/manifests/{tag}", {"Accept": accept, **auth})
+    if r.status == 401:
+        r.read()
+        m = re.search(r'realm="([^"]+)",service="([^"]+)"', r.getheader("WWW-Authenticate"))
+        realm = (m.group(1), m.group(2))
+        auth = {"Authorization": f"Bearer {token(repo)}"}
+        r = get(f"{scheme}://{host}/v2/{repo}/manifests/{tag}", {"Accept": accept, **auth})
+    layer = json.loads(r.read())["layers"][0]
+    url = f"{scheme}://{host}/v2/{repo}/blobs/{layer['digest']}"
+    r = get(url, auth)
+    if r.status in (301, 302, 303, 307, 308):
+        r.read()
+        r = get(r.getheader("Location"), {})
+    assert r.status == 200, r.status
+    h = hashlib.sha256()
+    path = os.path.join(out, repo.rsplit("/", 1)[1] + ".wasm")
+    fd = os.open(path + ".part", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    while True:
+        n = r.readinto(buf)
+        if not n:
+            break
+        h.update(view[:n])
+        v = view[:n]
+        while v:
+            v = v[os.write(fd, v):]
+    os.fsync(fd)
+    os.close(fd)
+    assert "sha256:" + h.hexdigest() == layer["digest"], "digest mismatch"
+    os.rename(path + ".part", path)
+    files += 1
+t1 = time.perf_counter()
+print("BENCH " + json.dumps({"seconds": t1 - t0, "import": 0.0, "call": t1 - t0, "files": files}))
+"""
+
 PKG_FETCH_MANY = """
 import json, sys, time
 t0 = time.perf_counter()
@@ -293,6 +366,7 @@ class Series:
     wall: list[float] = field(default_factory=list)
     rss_kib: list[int] = field(default_factory=list)
     cpu: list[float] = field(default_factory=list)
+    server_cpu: list[float] = field(default_factory=list)  # the loopback servers' CPU during each run
     extras: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -305,7 +379,7 @@ class Series:
             out.update(median=self.median, min=min(self.samples), max=max(self.samples))
             if size:
                 out["throughput_mib_s"] = size / MiB / self.median
-        out.update(process_wall=self.wall, cpu_seconds=self.cpu, rss_kib=self.rss_kib,
+        out.update(process_wall=self.wall, cpu_seconds=self.cpu, server_cpu_seconds=self.server_cpu, rss_kib=self.rss_kib,
                    peak_rss_kib=max(self.rss_kib) if self.rss_kib else None, extras=self.extras)
         return out
 
@@ -525,7 +599,9 @@ class Bench:
                             tool.before(ctx)
                         if self.servers is not None:
                             self.servers.mark()
+                        srv0 = self.servers.server_cpu() if self.servers is not None else 0.0
                         m = measure(argv, env=env, cwd=wdir, logs=logs / rdir.name, timeout=tool.timeout)
+                        srv = self.servers.server_cpu() - srv0 if self.servers is not None else 0.0
                         failure = m.failure()
                         if failure:
                             raise BenchError(f"{tool.label} failed in round {rnd}: {failure}\n  command: {_argv_text(argv)}")
@@ -544,6 +620,7 @@ class Bench:
                         s.wall.append(m.seconds)
                         s.rss_kib.append(m.maxrss_kib)
                         s.cpu.append(m.utime + m.stime)
+                        s.server_cpu.append(srv)
                         s.extras.append({k: v for k, v in extra.items() if k != "in-process"})
         except BenchError as exc:
             res.error = str(exc)
@@ -610,6 +687,22 @@ class Bench:
             return {}
 
         return Tool("curl", "curl -o", "peer", command, check, timeout=_timeout(pub.size))
+
+    def http_floor(self, pubs: list[Published]) -> Tool:
+        """The minimal http.client loop (``HTTP_FLOOR``): a reference row, not a peer."""
+        def command(ctx: RunCtx) -> tuple[list[str], dict[str, str]]:
+            assert self.servers is not None
+            scheme = "https" if self.servers.https else "http"
+            return ([self.python, "-c", HTTP_FLOOR, str(ctx.rdir / "floor"), scheme, self.servers.fetch_host,
+                     *[f"{p.repo}:{p.tag}" for p in pubs]], self.oras_env())
+
+        def check(ctx: RunCtx, m: Measurement) -> dict[str, Any]:
+            for p in pubs:
+                verify_file(ctx.rdir / "floor" / f"{p.name}.wasm", p, "http.client loop")
+            return {}
+
+        return Tool("httpfloor", "http.client loop, no cache", "floor", command, check,
+                    timeout=_timeout(sum(p.size for p in pubs)))
 
     def floor(self) -> Tool:
         return Tool("floor", "python -c pass", "floor", lambda ctx: ([self.python, "-c", "pass"], self.env),
@@ -708,6 +801,7 @@ def build_workloads(b: Bench) -> list[Workload]:
     out: list[Workload] = []
     cli = "pkgloader CLI (process)"
     oras_p, oras_i = "oras-py (process)", "oras-py (in-process)"
+    floor_series = "http.client loop, no cache (process)"
 
     # -- verified fetch of a component to a file -----------------------------------------
     for wname, pkg, targeted in (("fetch-1mib", "comp-s", False), ("fetch-100mib", "comp-m", True),
@@ -716,13 +810,14 @@ def build_workloads(b: Bench) -> list[Workload]:
 
         def tools(pkg: str = pkg) -> list[Tool]:
             pub = b.published[pkg]
-            return [b.cli_fetch(pub), b.oras_pull([pub]), b.skopeo(pub), b.curl(pub)]
+            return [b.cli_fetch(pub), b.oras_pull([pub]), b.skopeo(pub), b.curl(pub), b.http_floor([pub])]
 
         pairs = [
             Pair(cli, oras_p, t.fetch_oras if targeted else None, t.fetch_text[0] if targeted else ""),
             Pair(cli, oras_i, None),
             Pair(cli, "skopeo copy (process)", None),
             Pair(cli, "curl -o (process)", t.fetch_curl if targeted else None, t.fetch_text[1] if targeted else ""),
+            Pair(cli, floor_series, None),
         ]
         checks = [rss_check(cli)] if targeted else []
         if t.tokens:
@@ -808,7 +903,7 @@ def build_workloads(b: Bench) -> list[Workload]:
         return [Tool("pkgloader", "pkgloader CLI", "pkgloader", cli_cmd, cli_check, timeout=_timeout(total)),
                 Tool("library", "pkgloader library", "pkgloader", lib_cmd, lib_check, modes=("in-process", "process"),
                      timeout=_timeout(total)),
-                b.oras_pull(pubs)]
+                b.oras_pull(pubs), b.http_floor(pubs)]
 
     multi_checks = []
     if t.multi_cpu is not None:
@@ -818,7 +913,8 @@ def build_workloads(b: Bench) -> list[Workload]:
     out.append(Workload(
         "multi-cold", f"{s.multi} packages cold in one call (oras-py: {s.multi} sequential pulls in one process)",
         ("multi",), multi_tools,
-        [Pair(cli, oras_p, t.multi, f"≤ {t.multi}×"), Pair(lib_i, oras_i, t.multi, f"≤ {t.multi}×")], multi_checks))
+        [Pair(cli, oras_p, t.multi, f"≤ {t.multi}×"), Pair(lib_i, oras_i, t.multi, f"≤ {t.multi}×"),
+         Pair(cli, floor_series, None)], multi_checks))
 
     # -- a paginated tag list -------------------------------------------------------------------
     pages = math.ceil(s.tags / s.page_size)
@@ -905,7 +1001,8 @@ def fmt_seconds(x: float) -> str:
 
 #: CPU: median user+sys of the process (wait4), shown on (process) rows only: on a machine
 #: shared with other work it is distorted far less than wall time
-HEADERS = ("workload", "series", "median", "min–max", "CPU", "MiB/s", "peak RSS", "pkgloader/peer", "target", "result")
+HEADERS = ("workload", "series", "median", "min–max", "CPU", "servers' CPU", "MiB/s", "peak RSS", "pkgloader/peer",
+           "target", "result")
 
 
 def table_rows(results: list[WorkloadResult]) -> list[tuple[str, ...]]:
@@ -915,7 +1012,7 @@ def table_rows(results: list[WorkloadResult]) -> list[tuple[str, ...]]:
     for r in results:
         w = r.workload
         if not r.ok:
-            rows.append((w.name, "FAILED TO RUN", "", "", "", "", "", "", "", "ERROR"))
+            rows.append((w.name, "FAILED TO RUN", "", "", "", "", "", "", "", "", "ERROR"))
             continue
         pair_of: dict[str, dict[str, Any]] = {}
         for pr in r.pairs:
@@ -938,12 +1035,13 @@ def table_rows(results: list[WorkloadResult]) -> list[tuple[str, ...]]:
                 mibs = f"{rate:.1f}" if rate < 10 else f"{rate:.0f}"
             rss = f"{max(s.rss_kib) / 1024:.0f} MiB" if (w.show_rss and s.mode == "process") else ""
             cpu = fmt_seconds(statistics.median(s.cpu)) if s.mode == "process" and s.cpu else ""
+            srv = fmt_seconds(statistics.median(s.server_cpu)) if s.mode == "process" and s.server_cpu else ""
             rows.append((w.name if first else "", s.name, fmt_seconds(s.median),
-                         f"{fmt_seconds(min(s.samples))}–{fmt_seconds(max(s.samples))}", cpu, mibs, rss, ratio, target,
-                         result))
+                         f"{fmt_seconds(min(s.samples))}–{fmt_seconds(max(s.samples))}", cpu, srv, mibs, rss, ratio,
+                         target, result))
             first = False
         for c in r.checks:
-            rows.append(("", f"check: {c['name']}", c["measured"], "", "", "", "", "", c["target"],
+            rows.append(("", f"check: {c['name']}", c["measured"], "", "", "", "", "", "", c["target"],
                          "PASS" if c["ok"] else "MISS"))
     return rows
 
@@ -956,7 +1054,7 @@ def render_text(rows: list[tuple[str, ...]]) -> str:
     for r in rows:
         if r[1].startswith("check: "):  # the measured value may be long: let it run on
             head = "  ".join(c.ljust(widths[i]) for i, c in enumerate(r[:2]))
-            out.append(f"{head}  {r[2]}   target {r[8]}   {r[9]}")
+            out.append(f"{head}  {r[2]}   target {r[9]}   {r[10]}")
         else:
             out.append("  ".join(c.ljust(widths[i]) for i, c in enumerate(r)).rstrip())
     return "\n".join(out)
@@ -974,7 +1072,8 @@ def render_markdown(tables: list[tuple["Bench", list[WorkloadResult]]], meta: di
         "Times are medians; the ratio is pkgloader's median over the peer's (below 1: pkgloader is faster). "
         "(process) = the whole process; (in-process) = importing the library + the call, timed inside it. "
         f"Peak RSS is per process (floor: {meta['rss_floor_kib'] / 1024:.0f} MiB, the measuring helper). "
-        "CPU is user+sys of the process (wait4).",
+        "CPU is user+sys of the process (wait4); servers' CPU is what the loopback servers (front, CDN, token "
+        "server, docker-registry) used during the same runs, on the same CPUs.",
     ]
     for bench, results in tables:
         esc = [tuple(c.replace("|", "\\|") for c in r) for r in table_rows(results)]
