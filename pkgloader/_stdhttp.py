@@ -92,7 +92,8 @@ class _MeteredIO(io.RawIOBase):
             if left <= 0:
                 raise DeadlineExceeded(f"{self.limit:g} s")
             wait = min(wait, left)
-        self.sock.settimeout(wait)
+        if self.sock.gettimeout() != wait:  # settimeout is a syscall (FIONBIO) each time: a 100 MiB
+            self.sock.settimeout(wait)  # body over TLS is ~6,400 reads of one 16 KiB record
         try:
             n: int = self.sock.recv_into(b)
         except TimeoutError:
