@@ -2,7 +2,9 @@
 challenge flow (``WWW-Authenticate: Bearer realm=...,service=...,scope=...``).
 
 Tokens are cached per (realm, service, scope) until they expire. Once a host's challenge is
-known, a token for a new scope is fetched *before* the request, saving a 401 round trip.
+known, a token for a new scope is fetched *before* the request, saving a 401 round trip; the
+challenge (realm and service, never a token) is remembered in the cache for the next process
+too (:class:`ChallengeMemo`).
 When configured credentials are refused on a pull, one anonymous attempt is made (with a
 warning); if that fails too, the error says both were refused. A pull answered with 401 is an
 :class:`AuthError` (exit 4): ``auth-required`` without credentials, ``auth-failed`` with them.
@@ -19,14 +21,14 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
 from ._frozen import Frozen, init_field
-from ._errors import AuthError, RegistryError
+from ._errors import AuthError, PkgLoaderError, RegistryError
 from ._http import BodyTooLarge, Flow, Request, Response, redact_url
 from ._log import get_logger
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._credentials import Credentials
 
-__all__ = ["AuthSession", "Challenge", "parse_challenge", "authed"]
+__all__ = ["AuthSession", "Challenge", "ChallengeMemo", "parse_challenge", "authed"]
 
 _PARAM_RE = re.compile(r'([A-Za-z_][A-Za-z0-9_-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))')
 log = get_logger()
@@ -61,16 +63,112 @@ def parse_challenge(header: str | None) -> Challenge | None:
     return Challenge(scheme.lower(), params)
 
 
-class AuthSession:
-    """Per-client auth state: learned challenges and cached tokens. Thread-safe."""
+class ChallengeMemo:
+    """Bearer challenges remembered across processes: ``<cache>/auth/<host>.json`` holds the
+    realm and service of a registry's last bearer challenge (never a token or a credential),
+    for ``ttl`` seconds, so that the next process fetches its token before its first request
+    instead of after a 401 round trip (one round trip to the registry per cold process). A
+    remembered challenge is used only where a tampered cache could not misdirect anything
+    secret: for an anonymous pull, or with configured credentials only when the realm is on
+    the registry's own host name; its realm must be https (http only on loopback). A wrong or
+    stale one costs one token request, then the usual 401 flow (which rewrites it). Writing
+    is best effort (a read-only cache keeps working)."""
 
-    def __init__(self) -> None:
+    def __init__(self, cache_dir: Any, ttl: float) -> None:
+        self.cache_dir = cache_dir
+        self.ttl = ttl
+
+    def _path(self, host: str) -> Any:
+        from ._source import _cache_file
+
+        return _cache_file(self.cache_dir, host, "auth")
+
+    def load(self, host: str) -> Challenge | None:
+        from ._fsutil import read_regular
+        from ._json import load_json
+
+        try:
+            raw = read_regular(self._path(host))
+            data = load_json(raw[:4096]) if len(raw) <= 4096 else None
+            if not isinstance(data, dict) or data.get("host") != host \
+                    or not time.time() - float(data["seen_at"]) <= self.ttl:  # (a NaN time is stale too)
+                return None
+            realm, service = data.get("realm"), data.get("service")
+            if not isinstance(realm, str) or not (service is None or isinstance(service, str)):
+                return None
+        except (OSError, ValueError, KeyError, TypeError):  # missing or damaged: no memo
+            return None
+        if not _usable_realm(realm):
+            return None
+        return Challenge("bearer", {"realm": realm, **({"service": service} if service else {})})
+
+    def save(self, host: str, challenge: Challenge) -> None:
+        import json
+
+        from ._fsutil import atomic_write_bytes
+
+        data = {"host": host, "realm": challenge.realm, "service": challenge.service, "seen_at": time.time()}
+        try:
+            atomic_write_bytes(self._path(host), json.dumps(data, sort_keys=True).encode(), durable=False)
+        except OSError as exc:
+            log.debug("cannot remember the auth challenge of %s: %s", host, exc)
+
+    def forget(self, host: str) -> None:
+        from ._tempfiles import unlink_quietly
+
+        unlink_quietly(self._path(host))
+
+
+def _usable_realm(realm: str | None) -> bool:
+    """An https realm, or an http one on a loopback host."""
+    from ._http import is_loopback_host
+
+    try:
+        parts = urlsplit(realm or "")
+        host = parts.hostname or ""
+    except ValueError:
+        return False
+    return bool(host) and (parts.scheme == "https" or (parts.scheme == "http" and is_loopback_host(host)))
+
+
+class AuthSession:
+    """Per-client auth state: learned challenges and cached tokens. Thread-safe. With a
+    ``memo``, bearer challenges are remembered across processes (:class:`ChallengeMemo`)."""
+
+    def __init__(self, memo: ChallengeMemo | None = None) -> None:
         self._lock = threading.Lock()
         self._tokens: dict[tuple[str, str, str], tuple[str, float]] = {}
         self._challenges: dict[str, Challenge] = {}  # host -> challenge
         self._generations: dict[tuple[str, str, str], int] = {}  # bumped when a token is dropped
         self._warned: set[tuple[str, ...]] = set()
         self.token_requests = 0
+        self._memo = memo
+        self._remembered: dict[str, Challenge | None] = {}  # host -> what the memo holds (as read or written)
+
+    def remembered(self, host: str, creds: Credentials | None) -> Challenge | None:
+        """The challenge a previous process saw from ``host``, if it may be used with
+        ``creds`` (see :class:`ChallengeMemo`)."""
+        if self._memo is None or (creds is not None and creds.kind != "basic"):
+            return None
+        with self._lock:
+            if host not in self._remembered:
+                self._remembered[host] = self._memo.load(host)
+            hint = self._remembered[host]
+        if hint is None:
+            return None
+        if creds is not None:
+            from ._http import split_host
+
+            if (urlsplit(hint.realm or "").hostname or "").lower() != split_host(host).strip("[]").lower():
+                return None  # credentials go only to a realm on the registry's own host
+        return hint
+
+    def forget_remembered(self, host: str) -> None:
+        with self._lock:
+            known = self._remembered.get(host)
+            self._remembered[host] = None
+        if known is not None and self._memo is not None:
+            self._memo.forget(host)
 
     def warn_once(self, key: tuple[str, ...]) -> bool:
         """True the first time ``key`` is seen: a warning worth giving once per session."""
@@ -84,9 +182,18 @@ class AuthSession:
         with self._lock:
             return self._challenges.get(host)
 
-    def learn(self, host: str, challenge: Challenge) -> None:
+    def learn(self, host: str, challenge: Challenge, *, remember: bool = True) -> None:
         with self._lock:
             self._challenges[host] = challenge
+            if not remember or self._memo is None or challenge.scheme != "bearer" \
+                    or not _usable_realm(challenge.realm):
+                return
+            known = self._remembered.get(host)
+            if known is not None and (known.realm, known.service) == (challenge.realm, challenge.service):
+                return
+            self._remembered[host] = Challenge("bearer", {k: v for k, v in challenge.params.items()
+                                                          if k in ("realm", "service")})
+        self._memo.save(host, challenge)
 
     def token(self, challenge: Challenge, scope: str) -> str | None:
         key = (challenge.realm or "", challenge.service or "", scope)
@@ -119,9 +226,10 @@ def _basic(username: str, password: str) -> str:
 
 
 def token_flow(session: AuthSession, challenge: Challenge, scope: str, creds: Credentials | None,
-               registry: str) -> Flow[str | None]:
+               registry: str, *, retry: bool = True) -> Flow[str | None]:
     """Get a token from the challenge's realm. Returns None when the realm refuses the
-    credentials (401/403), so the caller can try anonymously."""
+    credentials (401/403), so the caller can try anonymously. ``retry=False``: one attempt
+    (a remembered challenge, which the usual flow replaces if it fails)."""
     realm = challenge.realm
     try:
         scheme = urlsplit(realm).scheme if realm else ""
@@ -142,13 +250,13 @@ def token_flow(session: AuthSession, challenge: Challenge, scope: str, creds: Cr
     if creds is not None and creds.kind == "identity-token":
         form = dict(query, grant_type="refresh_token", refresh_token=creds.secret, client_id="pkgloader")
         req = Request("POST", realm, {**headers, "Content-Type": "application/x-www-form-urlencoded"},
-                      content=urlencode(form).encode(), max_body=1 << 20, shared=shared)
+                      content=urlencode(form).encode(), max_body=1 << 20, shared=shared, retry=retry)
     else:
         if creds is not None and creds.kind == "basic":
             headers["Authorization"] = _basic(creds.username or "", creds.secret)
         sep = "&" if "?" in realm else "?"
         req = Request("GET", realm + (sep + urlencode(query) if query else ""), headers, max_body=1 << 20,
-                      shared=shared)
+                      shared=shared, retry=retry)
     try:
         resp: Response = yield req
     except BodyTooLarge as exc:
@@ -195,6 +303,21 @@ def authed(session: AuthSession, req: Request, *, host: str, scope: str, creds: 
         if session.warn_once(("anonymous", registry, creds.source, scope)):
             log.warning("registry %s did not accept the credentials from %s for %s; trying anonymous access",
                         registry, creds.source, scope)
+
+    if session.challenge_for(host) is None:
+        # a challenge a previous process saw: fetch the token first, skipping the 401 round
+        # trip; if that fails in any way, forget it and take the usual way
+        hint = session.remembered(host, creds)
+        if hint is not None:
+            try:
+                hinted = session.token(hint, scope) or (yield from token_flow(session, hint, scope, creds, registry,
+                                                                              retry=False))
+            except PkgLoaderError:
+                hinted = None
+            if hinted is not None:
+                session.learn(host, hint, remember=False)
+            else:
+                session.forget_remembered(host)
 
     resp: Response | None = None
     for _ in range(4):  # bounded: known challenge, fresh token, anonymous retry

@@ -215,9 +215,10 @@ class Engine:
     @property
     def auth(self) -> AuthSession:
         if self._auth is None:
-            from ._auth import AuthSession
+            from ._auth import AuthSession, ChallengeMemo
 
-            self._auth = AuthSession()
+            memo = None if self.offline else ChallengeMemo(self.cache.root, self.config.settings.metadata_ttl.value)
+            self._auth = AuthSession(memo)
         return self._auth
 
     @property

@@ -128,9 +128,10 @@ def oci_scheme(host: str, rc: RegistryConfig) -> str:
     return "http" if is_loopback_host(split_host(host)) else "https"
 
 
-def _cache_file(cache_dir: Path, registry: str) -> Path:
+def _cache_file(cache_dir: Path, registry: str, kind: str = "metadata") -> Path:
+    """The cache file of a registry's ``kind`` of facts (``metadata``, ``auth``)."""
     safe = registry.replace(":", "_").replace("/", "_").replace("[", "").replace("]", "")
-    return cache_dir / "metadata" / f"{safe}.json"
+    return cache_dir / kind / f"{safe}.json"
 
 
 def read_cached_metadata(cache_dir: Path, registry: str, ttl: int) -> MetadataResult | None:
