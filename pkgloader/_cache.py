@@ -559,7 +559,7 @@ class Cache:
                 else:
                     files += 1
                     freed += sizes.get(str(p), 0)
-            for sub in ("blobs", "releases", "tags", "metadata", "warg", "locks"):
+            for sub in ("blobs", "releases", "tags", "metadata", "auth", "warg", "locks"):
                 d = self.root / sub
                 if d.exists():
                     for p in d.rglob("*"):

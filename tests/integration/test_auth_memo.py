@@ -66,6 +66,10 @@ def test_the_next_process_asks_for_its_token_first(ghcr: Any, run_cli: Callable[
     assert _unauthorized(ghcr) == []
     scopes = sorted(s for t in ghcr.token_server.token_requests() for s in t.scopes)
     assert scopes == ["repository:test/three:pull", "repository:test/two:pull"]  # one token per scope, as before
+    # `cache clean` forgets it with the rest
+    r = run_cli("cache", "clean", "-q")
+    assert r.code == 0, r.err
+    assert not memo.exists()
 
 
 def test_a_stale_memo_costs_one_token_request_then_the_usual_flow(ghcr: Any, run_cli: Callable[..., Any],
