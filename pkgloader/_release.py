@@ -30,7 +30,7 @@ class VersionInfo(Frozen):
 class Release(Frozen):
     __fields__ = (
         "package", "version", "digest", "size", "registry", "backend", "location", "media_type", "manifest_digest",
-        "manifest_media_type", "config_media_type", "annotations", "yanked"
+        "manifest_media_type", "config_media_type", "annotations", "yanked", "index_digest"
     )
     package: PackageRef
     version: Version
@@ -45,11 +45,13 @@ class Release(Frozen):
     config_media_type: str | None = None
     annotations: Mapping[str, str]
     yanked: bool = False
+    index_digest: str | None = None  # the image index the tag points at, when it is one (OCI)
 
     def __init__(self, package: PackageRef, version: Version, digest: Digest, size: int | None, registry: str,
                  backend: str, location: str, media_type: str | None = None, manifest_digest: str | None = None,
                  manifest_media_type: str | None = None, config_media_type: str | None = None,
-                 annotations: Mapping[str, str] = FACTORY, yanked: bool = False) -> None:
+                 annotations: Mapping[str, str] = FACTORY, yanked: bool = False,
+                 index_digest: str | None = None) -> None:
         init_field(self, "package", package)
         init_field(self, "version", version)
         init_field(self, "digest", digest)
@@ -63,6 +65,7 @@ class Release(Frozen):
         init_field(self, "config_media_type", config_media_type)
         init_field(self, "annotations", dict() if annotations is FACTORY else annotations)
         init_field(self, "yanked", yanked)
+        init_field(self, "index_digest", index_digest)
 
     @property
     def file_name(self) -> str:
@@ -70,7 +73,7 @@ class Release(Frozen):
         return f"{self.package.namespace}_{self.package.name}@{self.version}.wasm"
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "package": str(self.package),
             "version": str(self.version),
             "digest": str(self.digest),
@@ -85,6 +88,9 @@ class Release(Frozen):
             "annotations": dict(self.annotations),
             "yanked": self.yanked,
         }
+        if self.index_digest is not None:
+            out["index_digest"] = self.index_digest
+        return out
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Release:
@@ -102,4 +108,5 @@ class Release(Frozen):
             config_media_type=data.get("config_media_type"),
             annotations=dict(data.get("annotations") or {}),
             yanked=bool(data.get("yanked", False)),
+            index_digest=data.get("index_digest") if isinstance(data.get("index_digest"), str) else None,
         )

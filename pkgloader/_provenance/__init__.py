@@ -71,6 +71,20 @@ def verify_manifest_flow(ctx: Any, source: Source, subject: str, policy: Policy,
 
 
 def verify_release_flow(ctx: Any, source: Source, rel: Release, policy: Policy) -> Flow[Verified]:
+    """The signatures of the release's manifest; for a tag that points at an image index, of
+    the index too when the manifest has none (``cosign sign IMAGE:TAG`` signs the digest the
+    tag points at, the index; a ``Verified`` then names the index as its subject)."""
+    from .._errors import SignatureMissing
+
     assert rel.manifest_digest is not None
-    return (yield from verify_manifest_flow(ctx, source, rel.manifest_digest, policy,
-                                            f"{rel.package}@{rel.version} from {rel.registry}"))
+    what = f"{rel.package}@{rel.version} from {rel.registry}"
+    try:
+        return (yield from verify_manifest_flow(ctx, source, rel.manifest_digest, policy, what))
+    except SignatureMissing as exc:
+        if not rel.index_digest:
+            raise
+        try:
+            return (yield from verify_manifest_flow(ctx, source, rel.index_digest, policy, what))
+        except SignatureMissing:
+            exc.details.insert(1, f"nor its image index {rel.index_digest}")
+            raise exc from None

@@ -49,6 +49,8 @@ def enforce_flow(engine: Any, rel: Release, source: Source | None) -> Flow[Verif
     subject = rel.manifest_digest
     fp = policy.fingerprint()
     hit = get_verified(engine.cache.root, subject, fp) if subject else None
+    if hit is None and rel.index_digest:  # the signature was on the image index (see verify_release_flow)
+        hit = get_verified(engine.cache.root, rel.index_digest, fp)
     if hit is not None:
         engine.verified[key] = hit
         return hit

@@ -372,7 +372,9 @@ def pick_wasm_layer(manifest: Manifest, what: str, *, strict: bool) -> tuple[str
 def release_flow(ctx: OciContext, source: Source, version: Version) -> Flow[Release]:
     what = f"{source.package}@{version}"
     manifest = yield from manifest_flow(ctx, source, version.to_tag(), what=what)
+    index_digest = None
     if manifest.media_type in (OCI_INDEX, DOCKER_LIST):
+        index_digest = manifest.digest  # what `cosign sign IMAGE:TAG` signs (see _provenance)
         entry = _pick_index_entry(manifest.data, what)
         mt, digest, _ = _descriptor(entry, what)
         manifest = yield from manifest_flow(ctx, source, str(digest), what=what)
@@ -393,6 +395,7 @@ def release_flow(ctx: OciContext, source: Source, version: Version) -> Flow[Rele
         manifest_media_type=manifest.media_type,
         config_media_type=config_type,
         annotations={str(k): str(v) for k, v in (annotations or {}).items()},
+        index_digest=index_digest,
     )
 
 
