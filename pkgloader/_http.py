@@ -212,14 +212,67 @@ def _load_extra_roots(ctx: ssl.SSLContext, extra: Iterable[bytes]) -> None:
             ) from None
 
 
-def _base_context(trust_store: str) -> ssl.SSLContext:
+def _hashed_dir(path: str) -> bool:
+    """Whether ``path`` is a directory of OpenSSL subject-hash names (``1a2b3c4d.0``), as
+    ``c_rehash`` / ``update-ca-certificates`` make them."""
+    import os
+
+    try:
+        with os.scandir(path) as it:
+            for entry in it:
+                name = entry.name
+                if len(name) >= 10 and name[8] == "." and name[9:].isdigit() \
+                        and all(c in "0123456789abcdef" for c in name[:8]):
+                    return True
+    except OSError:
+        return False
+    return False
+
+
+def _same_file(a: str, b: str | None) -> bool:
+    import os
+
+    try:
+        return b is not None and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _lazy_openssl_context() -> ssl.SSLContext | None:
+    """OpenSSL's default store as a hashed directory looked up as needed, or None where it
+    cannot stand in for the default store.
+
+    Loading the default store parses the whole system bundle in every new process (~40 ms for
+    ~140 CAs); a handshake needs one or two of them, which OpenSSL finds by subject hash in the
+    system's certificate directory. Used only when ``SSL_CERT_FILE`` is unset or names that
+    same default bundle and the directory (``SSL_CERT_DIR`` or OpenSSL's default) holds hash
+    links. The context is marked ``pkgloader_lazy``: a certificate it cannot verify is tried
+    once more with the whole default store (``_stdhttp``), so nothing the default store trusts
+    is refused, and nothing else is trusted."""
+    import os
+    import ssl
+
+    paths = ssl.get_default_verify_paths()
+    env_file = os.environ.get(paths.openssl_cafile_env)
+    if env_file and not _same_file(env_file, paths.openssl_cafile):
+        return None  # a bundle of the user's own: read whole, as asked
+    capath = os.environ.get(paths.openssl_capath_env) or paths.openssl_capath
+    if not capath or os.pathsep in capath or not _hashed_dir(capath):
+        return None
+    ctx = ssl.create_default_context(capath=capath)
+    ctx.pkgloader_lazy = True  # type: ignore[attr-defined]
+    return ctx
+
+
+def _base_context(trust_store: str, lazy: bool = False) -> ssl.SSLContext:
     """A verifying client context over the trust store ``trust_store`` names.
 
     ``openssl``: OpenSSL's default store (on Linux the system's CA bundle; ``SSL_CERT_FILE``
     and ``SSL_CERT_DIR`` are honoured by OpenSSL itself). ``system``: the operating system's
     verifier through the ``truststore`` package (macOS Keychain, Windows certificate store),
     as pip does. ``auto``: ``openssl`` where OpenSSL has a store or the variables are set,
-    else ``system`` when ``truststore`` is installed, else certifi's bundle."""
+    else ``system`` when ``truststore`` is installed, else certifi's bundle. ``lazy``: the
+    OpenSSL store through :func:`_lazy_openssl_context` where it can be."""
     import os
     import ssl
 
@@ -248,12 +301,16 @@ def _base_context(trust_store: str) -> ssl.SSLContext:
             ) from None
         ctx: ssl.SSLContext = truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         return ctx
+    if lazy:
+        found = _lazy_openssl_context()
+        if found is not None:
+            return found
     return ssl.create_default_context()
 
 
 def make_ssl_context(extra_root_certificates: Iterable[bytes] = (), accept_invalid_certificates: bool = False, *,
                      trust_store: str = "auto", client_certificate: str | None = None,
-                     client_key: str | None = None) -> ssl.SSLContext:
+                     client_key: str | None = None, lazy: bool = False) -> ssl.SSLContext:
     """The client TLS context: the trust store plus any extra PEM/DER roots, an optional
     client certificate (mutual TLS), HTTP/1.1 by ALPN."""
     import ssl
@@ -263,7 +320,7 @@ def make_ssl_context(extra_root_certificates: Iterable[bytes] = (), accept_inval
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
     else:
-        ctx = _base_context(trust_store)
+        ctx = _base_context(trust_store, lazy)
         _load_extra_roots(ctx, extra_root_certificates)
     if client_certificate:
         try:
@@ -561,29 +618,34 @@ class HttpSettings(Record):
         self.proxies = proxies
         self._verify = _verify
 
-    def verify(self, tls: TlsSettings | None = None) -> ssl.SSLContext:  # noqa: F821 (annotation only)
+    def verify(self, tls: TlsSettings | None = None, *, lazy: bool = False) -> ssl.SSLContext:  # noqa: F821
         """The TLS context, built on first use (plain-HTTP never pays for it) and shared by
         every transport with the same TLS settings; ``tls``: an endpoint's own TLS settings
-        (a mirror's) instead of these, with this trust store."""
-        if tls is not None:
-            key = (tls.extra_root_certificates, tls.accept_invalid_certificates, self.trust_store,
-                   tls.client_certificate, tls.client_key)
-            ctx = _CONTEXTS.get(key)
-            if ctx is None:
-                ctx = _CONTEXTS[key] = make_ssl_context(
-                    tls.extra_root_certificates, tls.accept_invalid_certificates, trust_store=self.trust_store,
-                    client_certificate=tls.client_certificate, client_key=tls.client_key)
-            return ctx
-        if self._verify is None:
-            key = (self.extra_root_certificates, self.accept_invalid_certificates, self.trust_store,
-                   self.client_certificate, self.client_key)
-            ctx = _CONTEXTS.get(key)
-            if ctx is None:
-                ctx = _CONTEXTS[key] = make_ssl_context(
-                    self.extra_root_certificates, self.accept_invalid_certificates, trust_store=self.trust_store,
-                    client_certificate=self.client_certificate, client_key=self.client_key)
+        (a mirror's) instead of these, with this trust store. ``lazy``: the system store may
+        be a hashed directory looked up as needed (see ``_lazy_openssl_context``); a caller
+        that asks for it handles ``pkgloader_lazy`` refusals with :meth:`unlazy`."""
+        if tls is None and not lazy and self._verify is not None:
+            return self._verify
+        t = self if tls is None else tls
+        key = (t.extra_root_certificates, t.accept_invalid_certificates, self.trust_store, t.client_certificate,
+               t.client_key, lazy)
+        ctx = _CONTEXTS.get(key)
+        if ctx is None:
+            ctx = _CONTEXTS[key] = make_ssl_context(
+                t.extra_root_certificates, t.accept_invalid_certificates, trust_store=self.trust_store,
+                client_certificate=t.client_certificate, client_key=t.client_key, lazy=lazy)
+        if tls is None and not lazy:
             self._verify = ctx
-        return self._verify
+        return ctx
+
+    def unlazy(self, tls: TlsSettings | None = None) -> ssl.SSLContext:  # noqa: F821
+        """After a lazy context could not verify a certificate: the context over the whole
+        default store, from now on also for ``verify(lazy=True)``."""
+        full = self.verify(tls)
+        t = self if tls is None else tls
+        _CONTEXTS[(t.extra_root_certificates, t.accept_invalid_certificates, self.trust_store, t.client_certificate,
+                   t.client_key, True)] = full
+        return full
 
 
 _CONTEXTS: dict[Any, Any] = {}

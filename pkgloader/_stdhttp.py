@@ -49,7 +49,11 @@ from ._http import (
     user_agent,
 )
 
+from ._log import get_logger
+
 __all__ = ["StdTransport", "ShortBody"]
+
+log = get_logger()
 
 _BUF = 1 << 20
 _READ = 64 * 1024
@@ -249,21 +253,30 @@ class StdTransport:
         cls = _http_connection(tls)
         kwargs: dict[str, Any] = {"timeout": st.connect_timeout}
         if tls:
-            kwargs["context"] = st.verify(endpoint_tls)
-        if proxy is None:
-            conn = cls(host, port, **kwargs)
-        else:
-            conn = cls(proxy.host, proxy.port, **kwargs)
-            if tls:
-                tunnel_headers = {"Proxy-Authorization": proxy.authorization} if proxy.authorization else None
-                conn.set_tunnel(host, port, headers=tunnel_headers)
-        try:
-            conn.connect()
-        except OSError as exc:
-            conn.close()
-            _explain_connect_error(exc, scheme, host, port, proxy, st)
-            raise
-        return conn
+            kwargs["context"] = st.verify(endpoint_tls, lazy=True)
+        for attempt in range(2):
+            if proxy is None:
+                conn = cls(host, port, **kwargs)
+            else:
+                conn = cls(proxy.host, proxy.port, **kwargs)
+                if tls:
+                    tunnel_headers = {"Proxy-Authorization": proxy.authorization} if proxy.authorization else None
+                    conn.set_tunnel(host, port, headers=tunnel_headers)
+            try:
+                conn.connect()
+            except OSError as exc:
+                conn.close()
+                if attempt == 0 and tls and getattr(kwargs["context"], "pkgloader_lazy", False) \
+                        and _is_certificate_error(exc):
+                    # the system directory has no issuer for it: the whole default store decides
+                    log.debug("certificate of %s:%d not verified from the system CA directory; "
+                              "loading the whole default CA store", host, port)
+                    kwargs["context"] = st.unlazy(endpoint_tls)
+                    continue
+                _explain_connect_error(exc, scheme, host, port, proxy, st)
+                raise
+            return conn
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _buffers(self) -> tuple[memoryview, ...]:
         """Receive buffers per thread, used in turn: a chunk handed to a sink stays valid
@@ -456,6 +469,18 @@ def _stream_body(resp: http.client.HTTPResponse, sink: Any, buffers: Any) -> int
     if expected is not None and got < expected:
         raise ShortBody(got, expected)
     return got
+
+
+#: OpenSSL verify codes of a chain whose issuer was not found (2, 20), or whose self-signed
+#: root or leaf is not trusted (19, 18): what the whole default store may know better than the
+#: system directory. Any other refusal (a name mismatch, an expired certificate) is final.
+_ISSUER_UNKNOWN = frozenset({2, 18, 19, 20})
+
+
+def _is_certificate_error(exc: BaseException) -> bool:
+    import ssl
+
+    return isinstance(exc, ssl.SSLCertVerificationError) and getattr(exc, "verify_code", None) in _ISSUER_UNKNOWN
 
 
 def _explain_connect_error(exc: OSError, scheme: str, host: str, port: int, proxy: Any, st: HttpSettings) -> None:

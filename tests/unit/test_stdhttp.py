@@ -906,9 +906,10 @@ def test_refused_certificate_is_named_and_not_retried(serve: ServeFn, tls: _Tls)
     assert err.details == [f"while requesting {srv.url}/v2/", "certificate subject: CN=pkgloader test server",
                            "certificate issuer:  CN=pkgloader test CA"]
     assert "extra_root_certificates" in (err.hint or "") and "SSL_CERT_FILE" in (err.hint or "")
-    # one verified attempt (refused by pkgloader, not retried) plus the one unverified
-    # handshake that reads the refused certificate's names for the message; no request
-    assert eventually(lambda: srv.handshake_failures == 1) and srv.connections == 2 and srv.seen == []
+    # not retried: the system CA directory refused it, then the whole default store once (an
+    # issuer the directory lacks may be in the bundle), then one unverified handshake reads
+    # the refused certificate's names for the message; no request
+    assert eventually(lambda: srv.handshake_failures == 2) and srv.connections == 3 and srv.seen == []
 
 
 def test_certificate_for_another_name_is_refused(serve: ServeFn, tls: _Tls, tmp_path: Path) -> None:
@@ -995,6 +996,80 @@ def test_without_ssl_cert_file_the_test_ca_is_not_trusted(serve: ServeFn, tls: _
     srv = serve(lambda req, c, i: (ok(b"x"), False), tls=tls.server_context())
     with pytest.raises(TLSError, match="was refused"):
         transport(trust_store="openssl").send(Request("GET", srv.url + "/"))
+
+
+# --- the default store as a hashed directory (``_http._lazy_openssl_context``) -----------------
+
+
+def _system_store(monkeypatch: pytest.MonkeyPatch, bundle: Path, directory: Path) -> None:
+    """Make ``bundle`` and ``directory`` OpenSSL's defaults, as Python reports them."""
+    real = ssl.get_default_verify_paths()
+    fake = ssl.DefaultVerifyPaths(str(bundle), str(directory), real.openssl_cafile_env, str(bundle),
+                                  real.openssl_capath_env, str(directory))
+    monkeypatch.setattr(ssl, "get_default_verify_paths", lambda: fake)
+
+
+def _hashed(directory: Path, *pems: Path) -> Path:
+    directory.mkdir()
+    for pem in pems:
+        (directory / f"{_openssl_subject_hash(pem)}.0").write_text(pem.read_text())
+    return directory
+
+
+@pytest.fixture
+def stranger_ca(tmp_path: Path) -> Path:
+    pem = tmp_path / "stranger-ca.pem"
+    pem.write_text(CertificateAuthority("some other CA").cert_pem)
+    return pem
+
+
+def test_the_system_directory_is_read_as_needed_not_the_whole_bundle(serve: ServeFn, tls: _Tls, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch,
+                                                                     stranger_ca: Path) -> None:
+    srv = serve(lambda req, c, i: (ok(b"trusted"), False), tls=tls.server_context())
+    _system_store(monkeypatch, stranger_ca, _hashed(tmp_path / "certs", tls.ca_file, stranger_ca))
+    t = transport(trust_store="openssl")
+    ctx = t.settings.verify(lazy=True)
+    assert getattr(ctx, "pkgloader_lazy", False) and ctx.cert_store_stats()["x509"] == 0  # nothing parsed up front
+    assert t.send(Request("GET", srv.url + "/")).content == b"trusted"
+    assert ctx.cert_store_stats()["x509_ca"] == 1  # the one CA this handshake needed
+    assert srv.handshake_failures == 0
+    # the same with the variables naming those defaults (as CI images often set them)
+    monkeypatch.setenv("SSL_CERT_FILE", str(stranger_ca))
+    monkeypatch.setenv("SSL_CERT_DIR", str(tmp_path / "certs"))
+    _http._CONTEXTS.clear()
+    assert getattr(transport(trust_store="auto").settings.verify(lazy=True), "pkgloader_lazy", False)
+
+
+def test_an_issuer_only_in_the_bundle_is_still_trusted(serve: ServeFn, tls: _Tls, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch, stranger_ca: Path) -> None:
+    srv = serve(lambda req, c, i: (ok(b"trusted"), False), tls=tls.server_context())
+    bundle = tmp_path / "bundle.pem"
+    bundle.write_text(stranger_ca.read_text() + tls.ca.cert_pem)  # the test CA is in the bundle only
+    _system_store(monkeypatch, bundle, _hashed(tmp_path / "certs", stranger_ca))
+    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))  # where OpenSSL's own default store reads it
+    t = transport(trust_store="openssl")
+    assert t.send(Request("GET", srv.url + "/a")).content == b"trusted"
+    assert eventually(lambda: srv.handshake_failures == 1)  # the directory did not know the issuer: the bundle did
+    # from then on the whole store is used straight away, by every transport with these settings
+    assert transport(trust_store="openssl").send(Request("GET", srv.url + "/b")).content == b"trusted"
+    assert srv.handshake_failures == 1 and not getattr(t.settings.verify(lazy=True), "pkgloader_lazy", False)
+
+
+def test_a_bundle_of_ones_own_or_an_unhashed_directory_is_read_whole(tls: _Tls, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch,
+                                                                    stranger_ca: Path) -> None:
+    _system_store(monkeypatch, stranger_ca, _hashed(tmp_path / "certs", stranger_ca))
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls.ca_file))  # not the default bundle: the user's choice
+    ctx = transport(trust_store="openssl").settings.verify(lazy=True)
+    assert not getattr(ctx, "pkgloader_lazy", False) and ctx.cert_store_stats()["x509_ca"] >= 1
+    monkeypatch.delenv("SSL_CERT_FILE")
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / "ca.pem").write_text(tls.ca.cert_pem)  # no hash links: OpenSSL could not look anything up
+    _system_store(monkeypatch, stranger_ca, plain)
+    _http._CONTEXTS.clear()
+    assert not getattr(transport(trust_store="openssl").settings.verify(lazy=True), "pkgloader_lazy", False)
 
 
 def test_client_certificate(serve: ServeFn, tls: _Tls) -> None:
