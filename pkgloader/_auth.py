@@ -89,7 +89,7 @@ class ChallengeMemo:
 
         try:
             raw = read_regular(self._path(host))
-            data = load_json(raw[:4096]) if len(raw) <= 4096 else None
+            data = load_json(raw) if len(raw) <= 4096 else None  # a memo is ~200 bytes
             if not isinstance(data, dict) or data.get("host") != host \
                     or not time.time() - float(data["seen_at"]) <= self.ttl:  # (a NaN time is stale too)
                 return None

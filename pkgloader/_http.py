@@ -627,8 +627,7 @@ class HttpSettings(Record):
         if tls is None and not lazy and self._verify is not None:
             return self._verify
         t = self if tls is None else tls
-        key = (t.extra_root_certificates, t.accept_invalid_certificates, self.trust_store, t.client_certificate,
-               t.client_key, lazy)
+        key = self._context_key(tls, lazy)
         ctx = _CONTEXTS.get(key)
         if ctx is None:
             ctx = _CONTEXTS[key] = make_ssl_context(
@@ -641,11 +640,14 @@ class HttpSettings(Record):
     def unlazy(self, tls: TlsSettings | None = None) -> ssl.SSLContext:  # noqa: F821
         """After a lazy context could not verify a certificate: the context over the whole
         default store, from now on also for ``verify(lazy=True)``."""
-        full = self.verify(tls)
-        t = self if tls is None else tls
-        _CONTEXTS[(t.extra_root_certificates, t.accept_invalid_certificates, self.trust_store, t.client_certificate,
-                   t.client_key, True)] = full
+        full = _CONTEXTS[self._context_key(tls, True)] = self.verify(tls)
         return full
+
+    def _context_key(self, tls: TlsSettings | None, lazy: bool) -> tuple[Any, ...]:
+        """What a TLS context depends on: the endpoint's TLS settings, the trust store, ``lazy``."""
+        t = self if tls is None else tls
+        return (t.extra_root_certificates, t.accept_invalid_certificates, self.trust_store, t.client_certificate,
+                t.client_key, lazy)
 
 
 _CONTEXTS: dict[Any, Any] = {}
